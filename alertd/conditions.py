@@ -1,0 +1,143 @@
+"""Compile a rule's `when:` into a predicate over an event's fields, checked at load time.
+
+Numbers compare as exact decimals and strings case-insensitively, so a YAML threshold of
+`0.3` means exactly 0.3 and `symbol: adausdm` matches `ADAUSDM`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from alertd.events import FieldType
+
+Predicate = Callable[[Mapping[str, Any]], bool]
+OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "matches")
+
+
+class ConditionError(ValueError):
+    """A condition that cannot work; `line` points at the offending key when known."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _line(node: Any, key: Any) -> int | None:
+    line_of = getattr(node, "line_of", None)
+    return line_of(key) if line_of else None
+
+
+def compile_when(when: Any, fields: Mapping[str, FieldType]) -> Predicate:
+    """Turn a `when:` mapping into a predicate; every clause must hold."""
+    if not isinstance(when, Mapping):
+        raise ConditionError("a condition must be a mapping of field: value or field: {op: value}",
+                             getattr(when, "line", None))
+    if not when:
+        raise ConditionError("an empty condition; remove it or name a field",
+                             getattr(when, "line", None))
+    preds: list[Predicate] = []
+    for key, spec in when.items():
+        line = _line(when, key)
+        if key == "any":
+            if not isinstance(spec, list) or not spec:
+                raise ConditionError("'any' takes a non-empty list of conditions", line)
+            alts = [compile_when(alt, fields) for alt in spec]
+            preds.append(lambda ev, alts=alts: any(p(ev) for p in alts))
+        elif key == "not":
+            inner = compile_when(spec, fields)
+            preds.append(lambda ev, inner=inner: not inner(ev))
+        elif key in fields:
+            preds.extend(_compile_field(str(key), fields[key], spec, line))
+        else:
+            raise ConditionError(
+                f"unknown field '{key}' for this event; it has: {', '.join(sorted(fields))}"
+                " (or 'any' / 'not')", line)
+    if len(preds) == 1:
+        return preds[0]
+    return lambda ev: all(p(ev) for p in preds)
+
+
+def _compile_field(name: str, ftype: FieldType, spec: Any, line: int | None) -> list[Predicate]:
+    if not isinstance(spec, Mapping):
+        spec = {"eq": spec}
+        op_lines: Mapping[str, int | None] = {"eq": line}
+    else:
+        op_lines = {op: _line(spec, op) or line for op in spec}
+        if not spec:
+            raise ConditionError(f"'{name}' has an empty operator mapping", line)
+    out = []
+    for op, raw in spec.items():
+        if op not in OPERATORS:
+            raise ConditionError(
+                f"unknown operator '{op}' on '{name}'; use one of: {', '.join(OPERATORS)}",
+                op_lines[op])
+        try:
+            out.append(_compile_op(name, ftype, op, raw))
+        except ConditionError as exc:
+            exc.line = exc.line or op_lines[op]
+            raise
+    return out
+
+
+def coerce(name: str, ftype: FieldType, raw: Any) -> Any:
+    """A rule value in the form it is compared in (Decimal, casefolded str, or bool)."""
+    if raw is None:
+        return None
+    if ftype is FieldType.NUMBER:
+        if isinstance(raw, bool):
+            raise ConditionError(f"'{name}' is a number; {raw!r} is not")
+        try:
+            value = Decimal(str(raw).strip())
+        except InvalidOperation:
+            raise ConditionError(f"'{name}' is a number; {raw!r} is not") from None
+        if not value.is_finite():
+            raise ConditionError(f"'{name}' needs a finite number, not {raw!r}")
+        return value
+    if ftype is FieldType.BOOL:
+        if not isinstance(raw, bool):
+            raise ConditionError(f"'{name}' is true or false; {raw!r} is neither")
+        return raw
+    if isinstance(raw, list | dict):
+        raise ConditionError(f"'{name}' is a text field; {raw!r} is not a single value")
+    return str(raw).casefold()
+
+
+def _compile_op(name: str, ftype: FieldType, op: str, raw: Any) -> Predicate:
+    text = ftype is FieldType.STRING
+
+    def get(ev: Mapping[str, Any]) -> Any:
+        value = ev.get(name)
+        return value.casefold() if text and isinstance(value, str) else value
+
+    if op in ("in", "not_in"):
+        if not isinstance(raw, list) or not raw:
+            raise ConditionError(f"'{op}' on '{name}' takes a non-empty list")
+        options = frozenset(coerce(name, ftype, item) for item in raw)
+        if op == "in":
+            return lambda ev: get(ev) in options
+        return lambda ev: get(ev) not in options
+    if op == "matches":
+        if ftype is not FieldType.STRING:
+            raise ConditionError(f"'matches' works on text fields; '{name}' is a {ftype.value}")
+        try:
+            rx = re.compile(str(raw), re.IGNORECASE)
+        except re.error as exc:
+            raise ConditionError(f"bad regular expression {raw!r} on '{name}': {exc}") from None
+        return lambda ev: isinstance(v := ev.get(name), str) and rx.search(v) is not None
+    value = coerce(name, ftype, raw)
+    if op == "eq":
+        return lambda ev: get(ev) == value
+    if op == "ne":
+        return lambda ev: get(ev) != value
+    if ftype is not FieldType.NUMBER:
+        raise ConditionError(f"'{op}' compares numbers; '{name}' is a {ftype.value}")
+    if value is None:
+        raise ConditionError(f"'{op}' on '{name}' needs a number")
+    cmp = {
+        "lt": lambda a: a < value, "lte": lambda a: a <= value,
+        "gt": lambda a: a > value, "gte": lambda a: a >= value,
+    }[op]
+    return lambda ev: (v := ev.get(name)) is not None and cmp(v)

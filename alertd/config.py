@@ -1,0 +1,253 @@
+"""The agent's config file: accounts to watch, notifiers to send through, where state lives.
+
+Secrets are written as `${NAME}`: taken from the environment, or from
+`$CREDENTIALS_DIRECTORY/NAME` (systemd's LoadCredential), so they need not sit in the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alertd.errors import LoadError, Problem
+from alertd.redact import SecretURL, register_secret
+from alertd.yamlsrc import LDict, load_yaml
+
+EXCHANGES = ("deltadefi", "sodex")
+SODEX_MARKETS = ("spot", "perps")
+DEFAULT_URLS = {
+    "deltadefi": "wss://api.deltadefi.io/accounts/stream",
+    "sodex": "wss://mainnet-gw.sodex.dev/ws",
+}
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_TOP_KEYS = ("accounts", "notifiers", "state", "stream_down_after", "delivery_max_age")
+
+
+@dataclass(frozen=True)
+class Account:
+    """One exchange account to watch; `api_key` only for DeltaDeFi, `user` only for SoDEX."""
+
+    name: str
+    exchange: str
+    url: str
+    api_key: str | None = field(default=None, repr=False)
+    user: str | None = None
+    markets: tuple[str, ...] = ("spot",)
+
+    def stream_url(self, market: str) -> SecretURL:
+        """Where to connect for one market; the DeltaDeFi form carries the key."""
+        if self.exchange == "deltadefi":
+            sep = "&" if "?" in self.url else "?"
+            return SecretURL(f"{self.url}{sep}api_key={self.api_key}")
+        return SecretURL(f"{self.url.rstrip('/')}/{market}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the agent needs besides the rules."""
+
+    path: Path
+    accounts: tuple[Account, ...]
+    notifiers: dict[str, tuple[str, ...]]
+    state_path: Path
+    stream_down_after: float = 120.0
+    delivery_max_age: float = 24 * 3600.0
+    notifier_lines: dict[str, int] = field(default_factory=dict, compare=False)
+
+
+def config_candidates(env: Mapping[str, str] | None = None) -> list[Path]:
+    """Where the config is looked for when --config is not given, in order."""
+    env = os.environ if env is None else env
+    xdg = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return [Path("alertd.yaml"), Path(xdg) / "alertd" / "alertd.yaml",
+            Path("/etc/alertd/alertd.yaml")]
+
+
+def find_config(explicit: str | None) -> Path:
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise LoadError([Problem(path, 1, "config file not found; check the --config path")])
+        return path
+    for path in config_candidates():
+        if path.is_file():
+            return path
+    looked = ", ".join(str(p) for p in config_candidates())
+    raise LoadError([Problem("alertd.yaml", 1, f"no config file found (looked in {looked}); "
+                             "create one as in the README or pass --config FILE")])
+
+
+def default_state_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("STATE_DIRECTORY"):
+        return Path(env["STATE_DIRECTORY"].split(":")[0]) / "state.db"
+    return Path.home() / ".local" / "state" / "alertd" / "state.db"
+
+
+class _Expander:
+    """Expands ${NAME} in one file's strings, recording problems instead of stopping."""
+
+    def __init__(self, path: Path, env: Mapping[str, str], problems: list[Problem]) -> None:
+        self.path, self.env, self.problems = path, env, problems
+
+    def __call__(self, value: Any, line: int) -> Any:
+        if not isinstance(value, str) or "${" not in value:
+            return value
+
+        def sub(match: re.Match[str]) -> str:
+            name = match.group(1)
+            secret = self.env.get(name)
+            if secret is None:
+                creds = self.env.get("CREDENTIALS_DIRECTORY")
+                cred = Path(creds) / name if creds else None
+                if cred is not None and cred.is_file():
+                    secret = cred.read_text(encoding="utf-8").strip()
+            if secret is None:
+                self.problems.append(Problem(
+                    self.path, line, f"${{{name}}} is not set; export {name}=... or provide it "
+                    "as a systemd credential (LoadCredential)"))
+                return ""
+            register_secret(secret)
+            return secret
+
+        return _VAR.sub(sub, value)
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read and check the config file; every problem is reported with its line."""
+    env = os.environ if env is None else env
+    data = load_yaml(path)
+    problems: list[Problem] = []
+    if not isinstance(data, LDict):
+        raise LoadError([Problem(path, getattr(data, "line", 1),
+                                 "the config must be a mapping with 'accounts' and 'notifiers'")])
+    expand = _Expander(path, env, problems)
+    for key in data:
+        if key not in _TOP_KEYS:
+            problems.append(Problem(path, data.line_of(key),
+                                    f"unknown key '{key}'; expected one of: {', '.join(_TOP_KEYS)}"))
+    accounts = _accounts(path, data, expand, problems)
+    notifiers, notifier_lines = _notifiers(path, data, expand, problems)
+    state = data.get("state")
+    state_path = Path(expand(state, data.line_of("state"))) if state else default_state_path(env)
+    down_after = _seconds(path, data, "stream_down_after", 120.0, problems)
+    max_age = _seconds(path, data, "delivery_max_age", 86400.0, problems)
+    if problems:
+        raise LoadError(problems)
+    return Config(path=path, accounts=tuple(accounts), notifiers=notifiers, state_path=state_path,
+                  stream_down_after=down_after, delivery_max_age=max_age,
+                  notifier_lines=notifier_lines)
+
+
+def _seconds(path: Path, data: LDict, key: str, default: float, problems: list[Problem]) -> float:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        problems.append(Problem(path, data.line_of(key), f"'{key}' is a number of seconds > 0"))
+        return default
+    return float(value)
+
+
+def _accounts(path: Path, data: LDict, expand: _Expander,
+              problems: list[Problem]) -> list[Account]:
+    raw = data.get("accounts")
+    if not isinstance(raw, list) or not raw:
+        problems.append(Problem(path, data.line_of("accounts"),
+                                "'accounts' must be a non-empty list of accounts to watch"))
+        return []
+    out: list[Account] = []
+    seen: set[str] = set()
+    for i, item in enumerate(raw):
+        line = raw.line_of(i)
+        if not isinstance(item, LDict):
+            problems.append(Problem(path, line, "each account is a mapping with name and exchange"))
+            continue
+        allowed = ("name", "exchange", "api_key", "url", "user", "markets")
+        for key in item:
+            if key not in allowed:
+                problems.append(Problem(path, item.line_of(key), f"unknown account key '{key}'; "
+                                        f"expected one of: {', '.join(allowed)}"))
+        name = item.get("name")
+        if not isinstance(name, str) or not _NAME.match(name):
+            problems.append(Problem(path, item.line_of("name"),
+                                    "each account needs a 'name' (letters, digits, . _ -)"))
+            continue
+        if name in seen:
+            problems.append(Problem(path, item.line_of("name"), f"duplicate account name '{name}'"))
+        seen.add(name)
+        exchange = item.get("exchange")
+        if exchange not in EXCHANGES:
+            problems.append(Problem(path, item.line_of("exchange"),
+                                    f"account '{name}': exchange must be one of {', '.join(EXCHANGES)}"))
+            continue
+        url = expand(item.get("url", DEFAULT_URLS[exchange]), item.line_of("url"))
+        if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
+            problems.append(Problem(path, item.line_of("url"),
+                                    f"account '{name}': url must start with wss:// (or ws://)"))
+            continue
+        if "?" in url:
+            problems.append(Problem(path, item.line_of("url"), f"account '{name}': put the key in "
+                                    "'api_key', not in the url's query string"))
+            continue
+        if exchange == "deltadefi":
+            out.append(_deltadefi(path, item, name, url, expand, problems))
+        else:
+            out.append(_sodex(path, item, name, url, problems))
+    return out
+
+
+def _deltadefi(path: Path, item: LDict, name: str, url: str, expand: _Expander,
+               problems: list[Problem]) -> Account:
+    key = expand(item.get("api_key"), item.line_of("api_key"))
+    if not isinstance(key, str) or not key.strip():
+        if "api_key" not in item or not problems or problems[-1].line != item.line_of("api_key"):
+            problems.append(Problem(path, item.line_of("api_key"), f"account '{name}': DeltaDeFi "
+                                    "needs 'api_key' (write api_key: ${DELTADEFI_API_KEY})"))
+        key = ""
+    register_secret(key)
+    return Account(name=name, exchange="deltadefi", url=url, api_key=key.strip())
+
+
+def _sodex(path: Path, item: LDict, name: str, url: str, problems: list[Problem]) -> Account:
+    user = item.get("user")
+    if not isinstance(user, str) or not _ADDRESS.match(user):
+        problems.append(Problem(path, item.line_of("user"), f"account '{name}': SoDEX needs "
+                                "'user', the owner address (0x followed by 40 hex digits, quoted)"))
+        user = ""
+    markets = item.get("markets", list(SODEX_MARKETS))
+    if (not isinstance(markets, list) or not markets
+            or any(m not in SODEX_MARKETS for m in markets) or len(set(markets)) != len(markets)):
+        problems.append(Problem(path, item.line_of("markets"),
+                                f"account '{name}': markets is a list of: spot, perps"))
+        markets = list(SODEX_MARKETS)
+    return Account(name=name, exchange="sodex", url=url, user=user.lower(),
+                   markets=tuple(markets))
+
+
+def _notifiers(path: Path, data: LDict, expand: _Expander,
+               problems: list[Problem]) -> tuple[dict[str, tuple[str, ...]], dict[str, int]]:
+    raw = data.get("notifiers")
+    if not isinstance(raw, LDict) or not raw:
+        problems.append(Problem(path, data.line_of("notifiers"), "'notifiers' must map names to "
+                                "Apprise URLs, e.g. trading: \"slack://T/B/C\""))
+        return {}, {}
+    out: dict[str, tuple[str, ...]] = {}
+    for name, urls in raw.items():
+        line = raw.line_of(name)
+        if isinstance(urls, str):
+            urls = [urls]
+        if (not isinstance(name, str) or not isinstance(urls, list) or not urls
+                or not all(isinstance(u, str) and "://" in u for u in urls)):
+            problems.append(Problem(path, line, f"notifier '{name}' must be an Apprise URL "
+                                    "(scheme://...) or a list of them"))
+            continue
+        expanded = tuple(expand(u, line) for u in urls)
+        for url in expanded:
+            register_secret(url)
+        out[name] = expanded
+    return out, {name: raw.line_of(name) for name in out}

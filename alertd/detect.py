@@ -1,0 +1,182 @@
+"""Observations + remembered state → events: the stage that makes alerts exact.
+
+A fill is announced once however often its frame is re-sent, a status or league only when it
+differs from the last one known, and a snapshot only where it shows something new.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from alertd.events import LEAGUES, Event
+from alertd.normalise import (
+    BalanceObs,
+    FillObs,
+    Observation,
+    OrderObs,
+    PointsObs,
+    PositionObs,
+    Source,
+    StreamObs,
+)
+from alertd.store import Store
+
+ZERO = Decimal(0)
+
+
+class Detector:
+    """Turns observations into events against the store; call inside a store transaction."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._looked_at: set[str] = set()
+
+    def observe(self, src: Source, obs: Observation, snapshot: bool = False) -> list[Event]:
+        if isinstance(obs, OrderObs):
+            return self._order(src, obs, snapshot)
+        if isinstance(obs, FillObs):
+            return self._trade(src, obs, snapshot)
+        if isinstance(obs, BalanceObs):
+            return self._balance(src, obs)
+        if isinstance(obs, PositionObs):
+            return self._position(src, obs)
+        if isinstance(obs, PointsObs):
+            return self._points(src, obs)
+        return self._stream(src, obs)
+
+    def _common(self, src: Source, time: str) -> dict[str, object]:
+        return {"account": src.account, "exchange": src.exchange, "market": src.market,
+                "time": time}
+
+    def _fill_event(self, src: Source, f: FillObs, filled: Decimal, order_qty: Decimal | None,
+                    status: str | None) -> Event:
+        complete = status == "filled" or (order_qty is not None and filled >= order_qty)
+        return Event("fill", f"{src.key}/{f.trade_id}", {
+            **self._common(src, f.time), "order_id": f.order_id, "trade_id": f.trade_id,
+            "symbol": f.symbol, "side": f.side, "price": f.price, "qty": f.qty,
+            "quote_qty": f.quote_qty, "fee": f.fee, "fee_asset": f.fee_asset, "role": f.role,
+            "filled_qty": filled, "order_qty": order_qty, "complete": complete})
+
+    def _order(self, src: Source, o: OrderObs, snapshot: bool) -> list[Event]:
+        known = self.store.order(src.key, o.order_id)
+        prev_status, _, announced = known or (None, None, ZERO)
+        quiet = snapshot and known is None and not self.store.source_known(src.key)
+        events: list[Event] = []
+        if o.fills is not None:
+            announced, events = self._records(src, o, announced, quiet)
+        if o.status != prev_status and not quiet and not (snapshot and known is None):
+            events.append(Event("order", f"{src.key}/{o.order_id}", {
+                **self._common(src, o.time), "order_id": o.order_id, "symbol": o.symbol,
+                "side": o.side, "type": o.type, "status": o.status,
+                "previous_status": prev_status, "price": o.price, "qty": o.qty,
+                "filled_qty": o.filled_qty}))
+        self.store.put_order(src.key, o.order_id, o.status, o.qty, announced)
+        return events
+
+    def _records(self, src: Source, o: OrderObs, announced: Decimal,
+                 quiet: bool) -> tuple[Decimal, list[Event]]:
+        """DeltaDeFi fills: one per new execution record, or growth of executed qty."""
+        events: list[Event] = []
+        executed = max(o.filled_qty or ZERO, sum((f.qty for f in o.fills or ()), ZERO))
+        for f in sorted(o.fills or (), key=lambda f: (f.time, f.trade_id)):
+            if self.store.fill_seen(src.key, f.trade_id) or announced + f.qty > executed:
+                continue
+            announced += f.qty
+            if not quiet:
+                events.append(self._fill_event(src, f, announced, o.qty, o.status))
+        if executed > announced:
+            qty = executed - announced
+            synthetic = FillObs(
+                trade_id=f"{o.order_id}@{executed}", order_id=o.order_id, symbol=o.symbol,
+                side=o.side, price=o.avg_price, qty=qty,
+                quote_qty=None if o.avg_price is None else o.avg_price * qty, fee=None,
+                fee_asset=None, role=None, time=o.time)
+            announced = executed
+            if not self.store.fill_seen(src.key, synthetic.trade_id) and not quiet:
+                events.append(self._fill_event(src, synthetic, announced, o.qty, o.status))
+        return announced, events
+
+    def _trade(self, src: Source, f: FillObs, snapshot: bool) -> list[Event]:
+        """SoDEX accountTrade: the fill itself; progress comes from the order's fills so far."""
+        quiet = snapshot and not self.store.source_known(src.key)
+        if self.store.fill_seen(src.key, f.trade_id):
+            return []
+        status, order_qty, announced = self.store.order(src.key, f.order_id) or (None, None, ZERO)
+        announced += f.qty
+        self.store.put_order(src.key, f.order_id, status, order_qty, announced)
+        return [] if quiet else [self._fill_event(src, f, announced, order_qty, None)]
+
+    def _first_look(self, subject: str) -> bool:
+        if subject in self._looked_at:
+            return False
+        self._looked_at.add(subject)
+        return True
+
+    def _balance(self, src: Source, b: BalanceObs) -> list[Event]:
+        subject = f"{src.key}/balance/{b.asset.lower()}"
+        prev = self.store.level(subject)
+        prev_free = Decimal(prev[0]) if prev and prev[0] is not None else None
+        prev_total = Decimal(prev[1]) if prev and prev[1] is not None else None
+        changed = prev is None or (prev_free, prev_total) != (b.free, b.total)
+        if not changed and not self._first_look(subject):
+            return []
+        self._looked_at.add(subject)
+        if changed:
+            self.store.put_level(subject, b.free, b.total, b.locked)
+        return [Event("balance", subject, {
+            **self._common(src, b.time), "asset": b.asset, "free": b.free, "locked": b.locked,
+            "total": b.total, "previous_free": prev_free, "previous_total": prev_total},
+            changed=changed)]
+
+    def _position(self, src: Source, p: PositionObs) -> list[Event]:
+        subject = f"{src.key}/position/{p.symbol.lower()}"
+        prev = self.store.level(subject)
+        prev_size = Decimal(prev[0]) if prev and prev[0] is not None else None
+        changed = prev is None or prev_size != p.size or prev[2] != p.side
+        if not changed and not self._first_look(subject):
+            return []
+        self._looked_at.add(subject)
+        if changed:
+            self.store.put_level(subject, p.size, p.entry_price, p.side)
+        return [Event("position", subject, {
+            **self._common(src, p.time), "symbol": p.symbol, "size": p.size,
+            "previous_size": prev_size, "entry_price": p.entry_price, "side": p.side,
+            "margin_mode": p.margin_mode}, changed=changed)]
+
+    def _points(self, src: Source, p: PointsObs) -> list[Event]:
+        subject = f"{src.account}/points"
+        prev = self.store.level(subject)
+        prev_total = Decimal(prev[0]) if prev and prev[0] is not None else None
+        prev_league = prev[1] if prev else None
+        if prev_total == p.total and prev_league == p.league:
+            return []
+        self.store.put_level(subject, p.total, p.league)
+        common = self._common(src, p.time)
+        events = [Event("points", subject, {
+            **common, "delta": p.delta, "total": p.total, "season_points": p.season_points,
+            "source_type": p.source_type, "source_ref": p.source_ref, "league": p.league})]
+        if prev_league is not None and prev_league != p.league:
+            events.append(Event("league", f"{src.account}/league", {
+                **common, "league": p.league, "previous": prev_league,
+                "direction": _direction(prev_league, p.league), "total": p.total,
+                "season_points": p.season_points}))
+        return events
+
+    def _stream(self, src: Source, s: StreamObs) -> list[Event]:
+        subject = f"{src.key}/stream"
+        prev = self.store.level(subject)
+        prev_status = prev[0] if prev else None
+        if prev_status == s.status:
+            return []
+        self.store.put_level(subject, s.status, s.reason)
+        if prev_status is None and s.status == "connected":
+            return []
+        return [Event("stream", subject, {**self._common(src, s.time), "status": s.status,
+                                          "reason": s.reason})]
+
+
+def _direction(previous: str, league: str) -> str:
+    rank = {name: i for i, name in enumerate(LEAGUES)}
+    if previous in rank and league in rank:
+        return "up" if rank[league] > rank[previous] else "down"
+    return "changed"

@@ -1,0 +1,50 @@
+"""Events + rules → alerts, with edge-triggering for level events.
+
+A rule on a level kind (balance, position, stream) fires when its `when` becomes true for a
+subject and then stays quiet until it re-arms; the armed state lives in the store so that a
+restart neither repeats nor forgets an alert.
+"""
+
+from __future__ import annotations
+
+from alertd.events import Event
+from alertd.outbox import Alert
+from alertd.rules import Rule, RuleSet
+from alertd.store import Store
+
+
+def evaluate(event: Event, rules: RuleSet, store: Store) -> list[Alert]:
+    """The alerts this event raises; call inside the store transaction that recorded it."""
+    alerts: list[Alert] = []
+    fields = event.fields
+    for rule in rules.by_kind[event.kind]:
+        if rule.accounts is not None and fields["account"] not in rule.accounts:
+            continue
+        if rule.when is None:
+            fire = event.changed
+        elif not rule.level:
+            fire = rule.when(fields)
+        else:
+            fire = _edge(rule, event, store)
+        if fire:
+            alerts.append(render(rule, event))
+    return alerts
+
+
+def _edge(rule: Rule, event: Event, store: Store) -> bool:
+    holds = rule.when(event.fields)  # type: ignore[misc]
+    if store.is_disarmed(rule.key, event.subject):
+        rearmed = rule.rearm(event.fields) if rule.rearm is not None else not holds
+        if rearmed:
+            store.rearm(rule.key, event.subject)
+        return False
+    if holds:
+        store.disarm(rule.key, event.subject)
+        return True
+    return False
+
+
+def render(rule: Rule, event: Event) -> Alert:
+    return Alert(rule=rule.name, kind=event.kind, account=event.account, severity=rule.severity,
+                 title=rule.title.render(event.fields), body=rule.message.render(event.fields),
+                 notify=rule.notify)

@@ -1,0 +1,102 @@
+"""Exchange-neutral events: the field names and types here are the contract rules are written in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class FieldType(Enum):
+    """How a field compares: numbers as exact decimals, strings case-insensitively."""
+
+    NUMBER = "number"
+    STRING = "string"
+    BOOL = "bool"
+
+
+N, S, B = FieldType.NUMBER, FieldType.STRING, FieldType.BOOL
+
+COMMON_FIELDS: dict[str, FieldType] = {"account": S, "exchange": S, "market": S, "time": S}
+
+KIND_FIELDS: dict[str, dict[str, FieldType]] = {
+    "fill": {
+        "order_id": S, "trade_id": S, "symbol": S, "side": S, "price": N, "qty": N,
+        "quote_qty": N, "fee": N, "fee_asset": S, "role": S, "filled_qty": N, "order_qty": N,
+        "complete": B,
+    },
+    "order": {
+        "order_id": S, "symbol": S, "side": S, "type": S, "status": S, "previous_status": S,
+        "price": N, "qty": N, "filled_qty": N,
+    },
+    "balance": {
+        "asset": S, "free": N, "locked": N, "total": N, "previous_free": N, "previous_total": N,
+    },
+    "points": {
+        "delta": N, "total": N, "season_points": N, "source_type": S, "source_ref": S, "league": S,
+    },
+    "league": {"league": S, "previous": S, "direction": S, "total": N, "season_points": N},
+    "position": {
+        "symbol": S, "size": N, "previous_size": N, "entry_price": N, "side": S, "margin_mode": S,
+    },
+    "stream": {"status": S, "reason": S},
+}
+EVENT_KINDS: tuple[str, ...] = tuple(KIND_FIELDS)
+
+LEVEL_KINDS = frozenset({"balance", "position", "stream"})
+"""Kinds that describe a state which persists: rules on them are edge-triggered per subject.
+The other kinds are occurrences, each already unique, so a matching rule fires every time."""
+
+DEFAULT_TEMPLATES: dict[str, tuple[str, str]] = {
+    "fill": (
+        "{side} {symbol} filled {filled_qty}/{order_qty}",
+        "{qty} @ {price} ({quote_qty}) on {account}, {role}, fee {fee} {fee_asset}",
+    ),
+    "order": (
+        "Order {symbol} {status}",
+        "{side} {qty} @ {price} on {account}: {previous_status} -> {status}, filled {filled_qty}",
+    ),
+    "balance": (
+        "{asset} balance on {account}",
+        "free {free} (was {previous_free}), locked {locked}, total {total}",
+    ),
+    "points": (
+        "{delta} points on {account}",
+        "total {total}, season {season_points}, league {league} ({source_type})",
+    ),
+    "league": (
+        "League {direction} on {account}: {previous} -> {league}",
+        "total {total} points, season {season_points}",
+    ),
+    "position": (
+        "{symbol} position {side} {size} on {account}",
+        "was {previous_size}, entry {entry_price}, {margin_mode} margin",
+    ),
+    "stream": ("{exchange} stream {status} for {account}", "{reason}"),
+}
+
+LEAGUES = ("bronze", "silver", "gold", "platinum", "diamond")
+
+
+def fields_of(kind: str) -> dict[str, FieldType]:
+    """All fields an event of `kind` carries, common ones included."""
+    return {**COMMON_FIELDS, **KIND_FIELDS[kind]}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing that happened to an account.
+
+    `subject` names what a level kind is about (account, market and asset or symbol), so that
+    edge-triggering is tracked per subject; `changed` is False when a level was merely seen
+    again (after a restart or reconnect), which rules without a condition ignore.
+    """
+
+    kind: str
+    subject: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    changed: bool = True
+
+    @property
+    def account(self) -> str:
+        return self.fields["account"]

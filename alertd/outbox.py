@@ -1,0 +1,96 @@
+"""The outbox: alerts waiting to be sent, one row per alert and notifier.
+
+Rows are written in the pipeline's transaction and only marked delivered after the notifier
+said so, which makes delivery at-least-once across crashes and restarts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from alertd.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A rendered alert, before it is fanned out to its notifiers."""
+
+    rule: str
+    kind: str
+    account: str
+    severity: str
+    title: str
+    body: str
+    notify: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One alert for one notifier, as stored."""
+
+    id: int
+    notifier: str
+    rule: str
+    severity: str
+    title: str
+    body: str
+    attempts: int
+    created: float
+
+
+class Outbox:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def add(self, alert: Alert) -> None:
+        """Queue an alert for each of its notifiers; call inside the caller's transaction."""
+        now = self.store.clock()
+        self.store.db.executemany(
+            "INSERT INTO outbox (created, notifier, rule, kind, account, severity, title, body, "
+            "next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(now, name, alert.rule, alert.kind, alert.account, alert.severity, alert.title,
+              alert.body, now) for name in alert.notify])
+
+    def due(self, notifier: str, limit: int = 20) -> list[Delivery]:
+        """Pending deliveries whose time has come, oldest first."""
+        with self.store.lock:
+            rows = self.store.db.execute(
+                "SELECT id, notifier, rule, severity, title, body, attempts, created FROM outbox "
+                "WHERE notifier=? AND status='pending' AND next_at<=? ORDER BY id LIMIT ?",
+                (notifier, self.store.clock(), limit)).fetchall()
+        return [Delivery(*row) for row in rows]
+
+    def next_due(self, notifier: str) -> float | None:
+        with self.store.lock:
+            row = self.store.db.execute(
+                "SELECT MIN(next_at) FROM outbox WHERE notifier=? AND status='pending'",
+                (notifier,)).fetchone()
+        return row[0]
+
+    def delivered(self, delivery_id: int) -> None:
+        with self.store.transaction():
+            self.store.db.execute(
+                "UPDATE outbox SET status='delivered', attempts=attempts+1, done_at=?, "
+                "last_error=NULL WHERE id=?", (self.store.clock(), delivery_id))
+
+    def retry_later(self, delivery_id: int, error: str, next_at: float) -> None:
+        with self.store.transaction():
+            self.store.db.execute(
+                "UPDATE outbox SET attempts=attempts+1, next_at=?, last_error=? WHERE id=?",
+                (next_at, error[:500], delivery_id))
+
+    def dead(self, delivery_id: int, error: str) -> None:
+        with self.store.transaction():
+            self.store.db.execute(
+                "UPDATE outbox SET status='dead', attempts=attempts+1, done_at=?, last_error=? "
+                "WHERE id=?", (self.store.clock(), error[:500], delivery_id))
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per notifier: how many alerts are pending, delivered and dead."""
+        with self.store.lock:
+            rows = self.store.db.execute(
+                "SELECT notifier, status, COUNT(*) FROM outbox GROUP BY notifier, status").fetchall()
+        out: dict[str, dict[str, int]] = {}
+        for notifier, status, n in rows:
+            out.setdefault(notifier, {"pending": 0, "delivered": 0, "dead": 0})[status] = n
+        return out

@@ -1,0 +1,122 @@
+"""Frame in, alerts queued: schema → normalise → detect → rules → outbox, one transaction.
+
+No network here: the daemon, `alertd demo`, and the tests all feed frames the same way, and
+the delivery side is only told (through `on_queued`) which notifiers have new work.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from alertd import normalise
+from alertd.decode import Drop, Validators, decode
+from alertd.detect import Detector
+from alertd.evaluate import evaluate
+from alertd.normalise import Observation, Source, StreamObs
+from alertd.outbox import Alert, Outbox
+from alertd.rules import RuleSet
+from alertd.store import Store
+
+log = logging.getLogger("alertd")
+
+
+class DropLog:
+    """Counts dropped frames per stream and reason; logs the first, then a count per minute."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, every: float = 60.0) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self._unlogged: Counter[tuple[str, str]] = Counter()
+        self._next_log: dict[tuple[str, str], float] = {}
+        self._clock, self._every = clock, every
+        self._lock = threading.Lock()
+
+    def add(self, src: Source, drop: Drop) -> None:
+        key = (src.key, drop.reason)
+        now = self._clock()
+        with self._lock:
+            self.counts[key] += 1
+            self._unlogged[key] += 1
+            if now < self._next_log.get(key, 0.0):
+                return
+            n, self._unlogged[key] = self._unlogged[key], 0
+            self._next_log[key] = now + self._every
+        if n == 1:
+            log.warning("%s: dropped a frame (%s): %s", src.key, drop.reason, drop.detail)
+        else:
+            log.warning("%s: dropped %d frames (%s) in the last minute, e.g. %s", src.key, n,
+                        drop.reason, drop.detail)
+
+
+class Pipeline:
+    """The pure core shared by every way of running alertd."""
+
+    def __init__(self, rules: RuleSet, store: Store, *,
+                 on_queued: Callable[[Iterable[str]], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.rules = rules
+        self.store = store
+        self.outbox = Outbox(store)
+        self.detector = Detector(store)
+        self.validators = Validators()
+        self.drops = DropLog()
+        self.on_queued = on_queued
+        self.clock = clock
+        self.frames = 0
+        self.alerts = 0
+
+    def raw(self, src: Source, raw: bytes | str) -> list[Alert]:
+        """Decode and process one raw frame (what a socket delivers)."""
+        try:
+            frame = decode(raw)
+        except Drop as drop:
+            self.drops.add(src, drop)
+            return []
+        return self.frame(src, frame)
+
+    def frame(self, src: Source, frame: dict[str, Any]) -> list[Alert]:
+        """Validate, normalise and process one decoded data frame."""
+        now = self.clock()
+        try:
+            if src.exchange == "deltadefi":
+                sub = self.validators.deltadefi(frame)
+                observations = normalise.deltadefi(sub, frame, now)
+                snapshot = False
+            else:
+                channel = self.validators.sodex(frame, src.market)
+                observations = normalise.sodex(channel, frame, src.market, now)
+                snapshot = frame.get("type") == "snapshot"
+        except Drop as drop:
+            self.drops.add(src, drop)
+            return []
+        except (ArithmeticError, ValueError) as exc:
+            self.drops.add(src, Drop("unreadable", f"{type(exc).__name__}: {exc}"))
+            return []
+        self.frames += 1
+        return self.observe(src, observations, snapshot)
+
+    def stream_status(self, src: Source, status: str, reason: str) -> list[Alert]:
+        """Record a connection state change reported by a source."""
+        return self.observe(src, [StreamObs(status, reason, normalise.iso(None, self.clock()))])
+
+    def observe(self, src: Source, observations: list[Observation],
+                snapshot: bool = False) -> list[Alert]:
+        alerts: list[Alert] = []
+        with self.store.transaction():
+            for obs in observations:
+                for event in self.detector.observe(src, obs, snapshot):
+                    for alert in evaluate(event, self.rules, self.store):
+                        self.outbox.add(alert)
+                        alerts.append(alert)
+        if alerts:
+            self.alerts += len(alerts)
+            for alert in alerts:
+                log.info("alert %s [%s] %s: %s", alert.rule, ",".join(alert.notify), alert.title,
+                         alert.body)
+            if self.on_queued is not None:
+                self.on_queued({name for alert in alerts for name in alert.notify})
+        return alerts

@@ -1,0 +1,94 @@
+"""Keep secrets out of logs, exceptions and alerts by construction.
+
+A DeltaDeFi API key travels in the stream URL's query string, so URLs are held as `SecretURL`,
+whose every printable form drops the query and password; only the transport asks for the
+real one. The log formatter also scrubs every registered secret as a second line of defence.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from urllib.parse import urlsplit, urlunsplit
+
+MASK = "***"
+_QUERY_SECRET = re.compile(r"(?i)((?:api[_-]?key|token|secret|password|pass)=)[^&\s'\"]+")
+
+
+def redact_url(url: str) -> str:
+    """The URL without query string, fragment or password: safe to print."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return _QUERY_SECRET.sub(r"\1" + MASK, url.split("?", 1)[0])
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:{MASK}@{host}" if ":" in userinfo else f"{MASK}@{host}"
+    query = MASK if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+class SecretURL:
+    """A URL that contains a secret; str() and repr() show only the redacted form."""
+
+    __slots__ = ("_url",)
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    def reveal(self) -> str:
+        """The full URL, for the transport only."""
+        return self._url
+
+    def __str__(self) -> str:
+        return redact_url(self._url)
+
+    def __repr__(self) -> str:
+        return f"SecretURL({redact_url(self._url)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretURL) and other._url == self._url
+
+    def __hash__(self) -> int:
+        return hash(self._url)
+
+
+class _Registry:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._secrets: tuple[str, ...] = ()
+
+    def add(self, secret: str | None) -> None:
+        if secret and len(secret) >= 4:
+            with self._lock:
+                if secret not in self._secrets:
+                    self._secrets = tuple(sorted({*self._secrets, secret}, key=len, reverse=True))
+
+    def scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return _QUERY_SECRET.sub(r"\1" + MASK, text)
+
+
+SECRETS = _Registry()
+
+
+def register_secret(secret: str | None) -> None:
+    """Remember a secret so that the log formatter never prints it."""
+    SECRETS.add(secret)
+
+
+def scrub(text: str) -> str:
+    """Text with every registered secret and every `api_key=` style value masked."""
+    return SECRETS.scrub(text)
+
+
+class RedactingFormatter(logging.Formatter):
+    """Formats as usual, then scrubs secrets from the whole line, tracebacks included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))

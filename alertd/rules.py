@@ -1,0 +1,215 @@
+"""Rule files: every `*.yaml`/`*.yml` under the rules folder holds a top-level `rules:` list.
+
+Loading checks everything a rule could get wrong (fields, operators, regexes, templates,
+notifier and account names, duplicates) and reports all of it as `file:line: message`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alertd.conditions import ConditionError, Predicate, compile_when
+from alertd.errors import LoadError, Problem
+from alertd.events import DEFAULT_TEMPLATES, EVENT_KINDS, LEVEL_KINDS, fields_of
+from alertd.templates import Template, TemplateError
+from alertd.yamlsrc import LDict, load_yaml
+
+SEVERITIES = ("info", "success", "warning", "failure")
+RULE_KEYS = ("name", "on", "accounts", "when", "rearm", "notify", "severity", "title", "message")
+
+
+@dataclass(frozen=True, eq=False)
+class Rule:
+    """A compiled rule. `key` changes when its trigger changes, so an edited rule starts armed."""
+
+    name: str
+    on: str
+    notify: tuple[str, ...]
+    severity: str
+    title: Template
+    message: Template
+    when: Predicate | None = None
+    rearm: Predicate | None = None
+    accounts: frozenset[str] | None = None
+    file: str = ""
+    line: int = 0
+    key: str = ""
+
+    @property
+    def level(self) -> bool:
+        return self.on in LEVEL_KINDS
+
+
+class RuleSet:
+    """All loaded rules, indexed by event kind for the hot path."""
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self.rules = tuple(rules)
+        by_kind: dict[str, list[Rule]] = {kind: [] for kind in EVENT_KINDS}
+        for rule in self.rules:
+            by_kind[rule.on].append(rule)
+        self.by_kind = {kind: tuple(rs) for kind, rs in by_kind.items()}
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def notifiers_used(self) -> set[str]:
+        return {name for rule in self.rules for name in rule.notify}
+
+    def summary(self) -> str:
+        counts = [f"{len(rs)} {kind}" for kind, rs in self.by_kind.items() if rs]
+        return f"{len(self.rules)} rules ({', '.join(counts) or 'none'})"
+
+
+def rule_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def load_rules(directory: Path, notifiers: Iterable[str],
+               accounts: Iterable[str] | None = None) -> RuleSet:
+    """Load and check every rule file; raises LoadError listing all problems."""
+    notifiers, account_names = set(notifiers), set(accounts) if accounts is not None else None
+    if not directory.is_dir():
+        raise LoadError([Problem(directory, 1, "rules folder not found; pass --rules DIR")])
+    files = rule_files(directory)
+    if not files:
+        raise LoadError([Problem(directory, 1, "no *.yaml or *.yml rule files in this folder")])
+    problems: list[Problem] = []
+    rules: list[Rule] = []
+    first_seen: dict[str, Problem] = {}
+    for path in files:
+        try:
+            data = load_yaml(path)
+        except LoadError as exc:
+            problems.extend(exc.problems)
+            continue
+        if data is None:
+            continue
+        if not isinstance(data, LDict) or not isinstance(data.get("rules"), list):
+            problems.append(Problem(path, getattr(data, "line", 1),
+                                    "a rule file holds a top-level 'rules:' list"))
+            continue
+        for key in data:
+            if key != "rules":
+                problems.append(Problem(path, data.line_of(key),
+                                        f"unknown top-level key '{key}'; only 'rules' is read"))
+        items = data["rules"]
+        for i, item in enumerate(items):
+            where = Problem(path, items.line_of(i), "")
+            rule = _rule(item, where, notifiers, account_names, problems)
+            if rule is None:
+                continue
+            if rule.name in first_seen:
+                prev = first_seen[rule.name]
+                problems.append(Problem(path, rule.line, f"duplicate rule name '{rule.name}' "
+                                        f"(first defined at {prev.file}:{prev.line})"))
+                continue
+            first_seen[rule.name] = Problem(path, rule.line, "")
+            rules.append(rule)
+    if problems:
+        raise LoadError(problems)
+    return RuleSet(rules)
+
+
+def _rule(item: Any, where: Problem, notifiers: set[str], accounts: set[str] | None,
+          problems: list[Problem]) -> Rule | None:
+    path = where.file
+    if not isinstance(item, LDict):
+        problems.append(Problem(path, where.line, "each rule is a mapping (name, on, notify, ...)"))
+        return None
+    before = len(problems)
+
+    def bad(key: str, message: str, line: int | None = None) -> None:
+        problems.append(Problem(path, line or item.line_of(key), message))
+
+    for key in item:
+        if key not in RULE_KEYS:
+            bad(key, f"unknown rule key '{key}'; expected one of: {', '.join(RULE_KEYS)}")
+    name = item.get("name")
+    if not isinstance(name, str) or not name.strip():
+        bad("name", "every rule needs a 'name'")
+        return None
+    label = f"rule '{name}'"
+    on = item.get("on")
+    if on not in EVENT_KINDS:
+        bad("on", f"{label}: 'on' must be one of: {', '.join(EVENT_KINDS)}")
+        return None
+    fields = fields_of(on)
+
+    def condition(key: str) -> Predicate | None:
+        if key not in item:
+            return None
+        try:
+            return compile_when(item[key], fields)
+        except ConditionError as exc:
+            bad(key, f"{label}: {key}: {exc}", exc.line)
+            return None
+
+    when, rearm = condition("when"), condition("rearm")
+    if "rearm" in item and on not in LEVEL_KINDS:
+        bad("rearm", f"{label}: 'rearm' applies to level events ({', '.join(sorted(LEVEL_KINDS))});"
+            f" every '{on}' event is new, so remove it")
+    if "rearm" in item and "when" not in item:
+        bad("rearm", f"{label}: 'rearm' needs a 'when' to re-arm")
+
+    notify = item.get("notify")
+    if isinstance(notify, str):
+        notify = [notify]
+    if not isinstance(notify, list) or not notify or not all(isinstance(n, str) for n in notify):
+        bad("notify", f"{label}: 'notify' lists notifier names from the config")
+        notify = []
+    for i, target in enumerate(notify):
+        if target not in notifiers:
+            line = notify.line_of(i) if hasattr(notify, "line_of") else None
+            bad("notify", f"{label}: unknown notifier '{target}'; the config defines: "
+                f"{', '.join(sorted(notifiers)) or 'none'}", line)
+
+    accounts_raw = item.get("accounts")
+    account_set = None
+    if accounts_raw is not None:
+        if isinstance(accounts_raw, str):
+            accounts_raw = [accounts_raw]
+        if not isinstance(accounts_raw, list) or not accounts_raw:
+            bad("accounts", f"{label}: 'accounts' lists account names from the config")
+        else:
+            account_set = frozenset(str(a) for a in accounts_raw)
+            unknown = sorted(account_set - accounts) if accounts is not None else []
+            if unknown:
+                bad("accounts", f"{label}: unknown account {', '.join(unknown)}; the config "
+                    f"defines: {', '.join(sorted(accounts or ())) or 'none'}")
+
+    severity = item.get("severity", "info")
+    if severity not in SEVERITIES:
+        bad("severity", f"{label}: severity must be one of: {', '.join(SEVERITIES)}")
+
+    templates = []
+    for key, default in zip(("title", "message"), DEFAULT_TEMPLATES[on], strict=True):
+        text = item.get(key, default)
+        if not isinstance(text, str):
+            bad(key, f"{label}: {key} must be text")
+            text = default
+        try:
+            templates.append(Template(text, fields))
+        except TemplateError as exc:
+            bad(key, f"{label}: {key}: {exc}")
+            templates.append(Template(default, fields))
+
+    if len(problems) > before:
+        return None
+    trigger = repr((on, _plain(item.get("when")), _plain(item.get("rearm"))))
+    key = f"{name}#{hashlib.sha1(trigger.encode()).hexdigest()[:10]}"
+    return Rule(name=name, on=on, notify=tuple(notify), severity=severity, title=templates[0],
+                message=templates[1], when=when, rearm=rearm, accounts=account_set,
+                file=str(path), line=where.line, key=key)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return sorted((str(k), _plain(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,148 @@
+"""SQLite state: what detection remembers and the outbox, in one file and one transaction.
+
+A frame's state changes and the alerts they cause commit together, so a crash can never
+record a fill as seen without its alert being queued, nor queue an alert twice.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+    source TEXT NOT NULL, order_id TEXT NOT NULL, status TEXT, order_qty TEXT,
+    announced TEXT NOT NULL DEFAULT '0', updated REAL NOT NULL,
+    PRIMARY KEY (source, order_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fills (
+    source TEXT NOT NULL, fill_id TEXT NOT NULL, seen REAL NOT NULL,
+    PRIMARY KEY (source, fill_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS levels (
+    subject TEXT PRIMARY KEY, a TEXT, b TEXT, c TEXT, updated REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS disarmed (
+    rule_key TEXT NOT NULL, subject TEXT NOT NULL, since REAL NOT NULL,
+    PRIMARY KEY (rule_key, subject)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL, notifier TEXT NOT NULL,
+    rule TEXT NOT NULL, kind TEXT NOT NULL, account TEXT NOT NULL, severity TEXT NOT NULL,
+    title TEXT NOT NULL, body TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL, last_error TEXT, done_at REAL);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (notifier, status, next_at);
+"""
+
+
+class Store:
+    """One SQLite connection shared by the pipeline and delivery threads under one lock."""
+
+    def __init__(self, path: Path | str, clock: callable = time.time) -> None:  # type: ignore[valid-type]
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
+                                  timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        self._depth = 0
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all; re-entrant within a thread."""
+        with self.lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self.db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            else:
+                self.db.execute("COMMIT")
+            finally:
+                self._depth = 0
+
+    # --- orders and fills ------------------------------------------------------------------
+
+    def order(self, source: str, order_id: str) -> tuple[str | None, Decimal | None, Decimal] | None:
+        """(status, order_qty, announced fill qty) of a known order."""
+        row = self.db.execute("SELECT status, order_qty, announced FROM orders WHERE source=? "
+                              "AND order_id=?", (source, order_id)).fetchone()
+        if row is None:
+            return None
+        return row[0], None if row[1] is None else Decimal(row[1]), Decimal(row[2])
+
+    def put_order(self, source: str, order_id: str, status: str | None,
+                  order_qty: Decimal | None, announced: Decimal) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO orders VALUES (?, ?, ?, ?, ?, ?)",
+            (source, order_id, status, None if order_qty is None else str(order_qty),
+             str(announced), self.clock()))
+
+    def fill_seen(self, source: str, fill_id: str) -> bool:
+        """Whether the fill was seen before; records it as seen either way."""
+        cur = self.db.execute("INSERT OR IGNORE INTO fills VALUES (?, ?, ?)",
+                              (source, fill_id, self.clock()))
+        return cur.rowcount == 0
+
+    def source_known(self, source: str) -> bool:
+        """Whether anything was ever recorded from this stream (so a snapshot is not a first look)."""
+        return self.db.execute("SELECT 1 FROM orders WHERE source=? UNION ALL SELECT 1 FROM fills "
+                               "WHERE source=? LIMIT 1", (source, source)).fetchone() is not None
+
+    # --- levels: balances, positions, points, stream status --------------------------------
+
+    def level(self, subject: str) -> tuple[str | None, str | None, str | None] | None:
+        row = self.db.execute("SELECT a, b, c FROM levels WHERE subject=?", (subject,)).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def put_level(self, subject: str, a: object, b: object = None, c: object = None) -> None:
+        self.db.execute("INSERT OR REPLACE INTO levels VALUES (?, ?, ?, ?, ?)",
+                        (subject, *(None if v is None else str(v) for v in (a, b, c)),
+                         self.clock()))
+
+    # --- edge-triggering -------------------------------------------------------------------
+
+    def is_disarmed(self, rule_key: str, subject: str) -> bool:
+        return self.db.execute("SELECT 1 FROM disarmed WHERE rule_key=? AND subject=?",
+                               (rule_key, subject)).fetchone() is not None
+
+    def disarm(self, rule_key: str, subject: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO disarmed VALUES (?, ?, ?)",
+                        (rule_key, subject, self.clock()))
+
+    def rearm(self, rule_key: str, subject: str) -> None:
+        self.db.execute("DELETE FROM disarmed WHERE rule_key=? AND subject=?", (rule_key, subject))
+
+    # --- housekeeping ----------------------------------------------------------------------
+
+    def prune(self, older_than_days: float = 30.0) -> int:
+        """Forget finished orders and fills no re-sent frame can still mention."""
+        cutoff = self.clock() - older_than_days * 86400
+        with self.transaction():
+            n = self.db.execute("DELETE FROM fills WHERE seen < ?", (cutoff,)).rowcount
+            n += self.db.execute("DELETE FROM orders WHERE updated < ?", (cutoff,)).rowcount
+            n += self.db.execute("DELETE FROM outbox WHERE status != 'pending' AND done_at < ?",
+                                 (cutoff,)).rowcount
+        return n

@@ -1,0 +1,74 @@
+"""Alert templates: `{field}` and `{field:spec}` only, checked when rules load.
+
+No attribute or index access and no conversions, so a rule file can never reach into Python
+objects (`{x.__class__}` is a load error, not a leak).
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+_FORMATTER = string.Formatter()
+MISSING = "-"
+
+
+class TemplateError(ValueError):
+    """The template text is not allowed; the message says what to write instead."""
+
+
+class Template:
+    """A parsed template that renders from an event's fields and never raises."""
+
+    __slots__ = ("_parts", "source")
+
+    def __init__(self, source: str, allowed: Iterable[str]) -> None:
+        self.source = source
+        allowed = set(allowed)
+        parts: list[tuple[str, str | None, str]] = []
+        try:
+            parsed = list(_FORMATTER.parse(source))
+        except ValueError as exc:
+            raise TemplateError(f"bad template {source!r}: {exc}; use {{{{ and }}}} for braces")
+        for literal, name, spec, conversion in parsed:
+            if name is None:
+                parts.append((literal, None, ""))
+                continue
+            if conversion:
+                raise TemplateError(f"'!{conversion}' is not allowed in templates; use {{{name}}}")
+            if not name.isidentifier():
+                raise TemplateError(
+                    f"'{{{name}}}' is not allowed: templates take plain field names like "
+                    "{symbol} or {price:.4f}, without attribute or index access"
+                )
+            if name not in allowed:
+                raise TemplateError(
+                    f"unknown field '{{{name}}}'; this event has: {', '.join(sorted(allowed))}"
+                )
+            if spec and ("{" in spec):
+                raise TemplateError(f"nested fields in the format spec of {{{name}}} are not allowed")
+            parts.append((literal, name, spec or ""))
+        self._parts = tuple(parts)
+
+    def render(self, values: Mapping[str, Any]) -> str:
+        """Fill in the fields; a value the spec does not fit is shown plainly rather than lost."""
+        out: list[str] = []
+        for literal, name, spec in self._parts:
+            out.append(literal)
+            if name is None:
+                continue
+            value = values.get(name)
+            out.append(_format(value, spec))
+        return "".join(out)
+
+
+def _format(value: Any, spec: str) -> str:
+    if value is None:
+        return MISSING
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    try:
+        return format(value, spec)
+    except (ValueError, TypeError):
+        return str(value)
