@@ -69,10 +69,14 @@ def rule_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-def load_rules(directory: Path, notifiers: Iterable[str],
+def load_rules(directory: Path, notifiers: Iterable[str] | None,
                accounts: Iterable[str] | None = None) -> RuleSet:
-    """Load and check every rule file; raises LoadError listing all problems."""
-    notifiers, account_names = set(notifiers), set(accounts) if accounts is not None else None
+    """Load and check every rule file; raises LoadError listing all problems.
+
+    `notifiers=None` accepts any notifier name (the demo routes them all to the terminal).
+    """
+    known = set(notifiers) if notifiers is not None else None
+    account_names = set(accounts) if accounts is not None else None
     if not directory.is_dir():
         raise LoadError([Problem(directory, 1, "rules folder not found; pass --rules DIR")])
     files = rule_files(directory)
@@ -100,7 +104,7 @@ def load_rules(directory: Path, notifiers: Iterable[str],
         items = data["rules"]
         for i, item in enumerate(items):
             where = Problem(path, items.line_of(i), "")
-            rule = _rule(item, where, notifiers, account_names, problems)
+            rule = _rule(item, where, known, account_names, problems)
             if rule is None:
                 continue
             if rule.name in first_seen:
@@ -115,7 +119,7 @@ def load_rules(directory: Path, notifiers: Iterable[str],
     return RuleSet(rules)
 
 
-def _rule(item: Any, where: Problem, notifiers: set[str], accounts: set[str] | None,
+def _rule(item: Any, where: Problem, notifiers: set[str] | None, accounts: set[str] | None,
           problems: list[Problem]) -> Rule | None:
     path = where.file
     if not isinstance(item, LDict):
@@ -163,7 +167,7 @@ def _rule(item: Any, where: Problem, notifiers: set[str], accounts: set[str] | N
         bad("notify", f"{label}: 'notify' lists notifier names from the config")
         notify = []
     for i, target in enumerate(notify):
-        if target not in notifiers:
+        if notifiers is not None and target not in notifiers:
             line = notify.line_of(i) if hasattr(notify, "line_of") else None
             bad("notify", f"{label}: unknown notifier '{target}'; the config defines: "
                 f"{', '.join(sorted(notifiers)) or 'none'}", line)

@@ -1,0 +1,93 @@
+"""Delivery workers: one thread per notifier, so a slow channel never delays another.
+
+Each worker takes due rows from the outbox, sends them, and marks them delivered; a failure is
+retried with exponential backoff and jitter until the alert is older than `max_age`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+
+from alertd.notify import DeliveryError, Notifier
+from alertd.outbox import Delivery, Outbox
+
+log = logging.getLogger("alertd.delivery")
+
+RETRY_FIRST, RETRY_MAX = 1.0, 300.0
+
+
+def retry_delay(attempts: int, rng: Callable[[], float] = random.random) -> float:
+    """Seconds before the next try: 1 s doubling to 5 min, each within ±50 % jitter."""
+    base = min(RETRY_MAX, RETRY_FIRST * 2 ** max(0, attempts))
+    return base * (0.5 + rng())
+
+
+class DeliveryWorker:
+    """Sends one notifier's pending alerts in order, never giving up before `max_age`."""
+
+    def __init__(self, notifier: Notifier, outbox: Outbox, *, max_age: float = 86400.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.notifier, self.outbox = notifier, outbox
+        self.max_age, self.clock = max_age, clock
+        self.sent = 0
+        self.failures = 0
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"deliver-{notifier.name}",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float) -> bool:
+        """Finish the send in flight (if any) and stop; False if it did not end in time."""
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        name = self.notifier.name
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                batch = self.outbox.due(name)
+                for item in batch:
+                    if self._stopping.is_set():
+                        return
+                    self._deliver(item)
+                if batch:
+                    continue
+                next_at = self.outbox.next_due(name)
+            except Exception:
+                log.exception("%s: delivery loop error; retrying in 5 s", name)
+                next_at = self.clock() + 5
+            wait = 60.0 if next_at is None else min(60.0, max(0.0, next_at - self.clock()))
+            self._wake.wait(wait)
+
+    def _deliver(self, item: Delivery) -> None:
+        name = self.notifier.name
+        try:
+            self.notifier.send(item.title, item.body, item.severity)
+        except DeliveryError as exc:
+            self.failures += 1
+            age = self.clock() - item.created
+            if age >= self.max_age:
+                self.outbox.dead(item.id, str(exc))
+                log.error("%s: gave up on alert %d (%s) after %d tries over %.0f s: %s", name,
+                          item.id, item.rule, item.attempts + 1, age, exc)
+                return
+            delay = retry_delay(item.attempts)
+            self.outbox.retry_later(item.id, str(exc), self.clock() + delay)
+            log.warning("%s: could not deliver alert %d (%s), retrying in %.1f s: %s", name,
+                        item.id, item.rule, delay, exc)
+            return
+        self.outbox.delivered(item.id)
+        self.sent += 1

@@ -1,0 +1,111 @@
+"""What each exchange expects on a socket, without any I/O (the python-websockets idea).
+
+The stream loop asks a protocol what to send on connect and when idle, and hands it every
+frame first, so acks and pongs are handled here and only data frames reach the pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from alertd.config import Account
+from alertd.normalise import Source
+from alertd.redact import SecretURL
+
+SODEX_CHANNELS = {
+    "spot": ("accountUpdate", "accountOrderUpdate", "accountTrade"),
+    "perps": ("accountUpdate", "accountOrderUpdate", "accountTrade", "accountEvent"),
+}
+
+
+class SubscriptionRefused(Exception):
+    """The exchange refused a subscription; the reason is safe to show to the user."""
+
+
+class DeltaDefiProtocol:
+    """Connecting subscribes to everything; keep-alive is by WebSocket ping frames."""
+
+    app_ping = False
+
+    def __init__(self, account: Account) -> None:
+        self.account = account
+        self.source = Source(account.name, "deltadefi", "spot")
+        self.url: SecretURL = account.stream_url("spot")
+
+    def opening(self) -> list[str]:
+        return []
+
+    def control(self, frame: dict[str, Any]) -> bool:
+        return False
+
+    def ready(self) -> bool:
+        return True
+
+    def idle_message(self) -> str | None:
+        return None
+
+    def refused_reason(self, status: int) -> str:
+        return f"DeltaDeFi refused the API key for account {self.account.name} (HTTP {status})"
+
+
+class SodexProtocol:
+    """Subscribe to the account channels, check every ack, ping with {"op":"ping"} when idle."""
+
+    app_ping = True
+
+    def __init__(self, account: Account, market: str) -> None:
+        self.account, self.market = account, market
+        self.source = Source(account.name, "sodex", market)
+        self.url: SecretURL = account.stream_url(market)
+        self.channels = SODEX_CHANNELS[market]
+        self._pending: dict[int, str] = {}
+
+    def opening(self) -> list[str]:
+        """Subscribe requests for this connection; acks are expected for each id."""
+        self._pending = {i: ch for i, ch in enumerate(self.channels, 1)}
+        return [json.dumps({"op": "subscribe", "id": i,
+                            "params": {"channel": ch, "user": self.account.user}})
+                for i, ch in self._pending.items()]
+
+    def control(self, frame: dict[str, Any]) -> bool:
+        """Handle an ack, pong or error; False for a data frame."""
+        op = frame.get("op")
+        if op is None:
+            return False
+        if op in ("subscribe", "unsubscribe"):
+            result = frame.get("result") if isinstance(frame.get("result"), dict) else {}
+            channel = self._pending.get(frame.get("id")) if isinstance(frame.get("id"), int) \
+                else result.get("channel")
+            if frame.get("success") is not True:
+                raise SubscriptionRefused(
+                    f"SoDEX refused {channel or 'a subscription'} for account "
+                    f"{self.account.name} ({self.market}): {frame.get('error') or 'no reason given'}")
+            for key, ch in list(self._pending.items()):
+                if ch == channel or key == frame.get("id"):
+                    del self._pending[key]
+                    break
+            return True
+        if op == "error":
+            raise SubscriptionRefused(f"SoDEX error for account {self.account.name} "
+                                      f"({self.market}): {frame.get('error') or frame.get('code')}")
+        return True
+
+    def ready(self) -> bool:
+        return not self._pending
+
+    def idle_message(self) -> str:
+        return '{"op":"ping"}'
+
+    def refused_reason(self, status: int) -> str:
+        return f"SoDEX refused the connection for account {self.account.name} (HTTP {status})"
+
+
+Protocol = DeltaDefiProtocol | SodexProtocol
+
+
+def protocols_for(account: Account) -> list[Protocol]:
+    """One protocol (so one socket) per account and market."""
+    if account.exchange == "deltadefi":
+        return [DeltaDefiProtocol(account)]
+    return [SodexProtocol(account, market) for market in account.markets]

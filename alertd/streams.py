@@ -1,0 +1,185 @@
+"""One thread per socket: connect, subscribe, read, and heal.
+
+Backoff doubles from 1 s to 60 s with jitter and resets only after a connection stayed up
+30 s; a refused handshake (401/403) or subscription waits minutes, not seconds. A socket that
+is silent past `idle_timeout` (pings unanswered) is replaced. The account is reported
+`disconnected` only once it has been unreachable for `down_after`, so brief blips stay quiet.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from alertd import wsclient
+from alertd.decode import Drop, decode
+from alertd.pipeline import Pipeline
+from alertd.protocols import Protocol, SubscriptionRefused
+
+log = logging.getLogger("alertd.stream")
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    connect_timeout: float = 10.0
+    ping_every: float = 20.0
+    idle_timeout: float = 75.0
+    ack_timeout: float = 10.0
+    backoff_first: float = 1.0
+    backoff_max: float = 60.0
+    stable_after: float = 30.0
+    refused_backoff: float = 300.0
+    down_after: float = 120.0
+    tick: float = 1.0
+
+
+Connect = Callable[..., wsclient.Connection]
+
+
+class Stream:
+    """Keeps one account's socket on one market alive and feeds its frames to the pipeline."""
+
+    def __init__(self, protocol: Protocol, pipeline: Pipeline, settings: StreamSettings, *,
+                 connect: Connect = wsclient.connect, rng: Callable[[], float] = random.random,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.protocol, self.pipeline, self.settings = protocol, pipeline, settings
+        self._connect, self._rng, self._clock = connect, rng, clock
+        self.source = protocol.source
+        self.attempts = 0
+        self.connects = 0
+        self.last_frame_at: float | None = None
+        self._stopping = threading.Event()
+        self._conn: wsclient.Connection | None = None
+        self._down_reported = False
+        self._last_error = "not connected yet"
+        self._thread = threading.Thread(target=self._run, name=f"stream-{self.source.key}",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        conn = self._conn
+        if conn is not None:
+            conn.abort()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def backoff(self, failures: int) -> float:
+        s = self.settings
+        return min(s.backoff_max, s.backoff_first * 2 ** failures) * (0.5 + self._rng())
+
+    def _run(self) -> None:
+        failures = 0
+        down_since = self._clock()
+        name = self.source.key
+        while not self._stopping.is_set():
+            self.attempts += 1
+            try:
+                conn = self._connect(self.protocol.url, self.settings.connect_timeout)
+            except wsclient.HandshakeRejected as exc:
+                if exc.status in (401, 403):
+                    self._refused(self.protocol.refused_reason(exc.status), down_since)
+                    continue
+                self._last_error = str(exc)
+            except wsclient.TransportError as exc:
+                self._last_error = str(exc)
+            else:
+                up_at = self._clock()
+                self._conn = conn
+                self.connects += 1
+                try:
+                    reason = self._session(conn)
+                except SubscriptionRefused as exc:
+                    conn.abort()
+                    self._refused(str(exc), self._clock())
+                    continue
+                finally:
+                    self._conn = None
+                conn.abort()
+                if self._stopping.is_set():
+                    break
+                if self._clock() - up_at >= self.settings.stable_after:
+                    failures = 0
+                down_since = self._clock()
+                self._last_error = reason
+            delay = self.backoff(failures)
+            failures += 1
+            log.warning("%s: %s; reconnecting in %.1f s", name, self._last_error, delay)
+            self._wait(delay, down_since)
+        log.info("%s: stopped", name)
+
+    def _refused(self, reason: str, down_since: float) -> None:
+        delay = self.settings.refused_backoff * (0.75 + self._rng() / 2)
+        self._last_error = reason
+        log.error("%s: %s; trying again in %.0f s", self.source.key, reason, delay)
+        self.pipeline.stream_status(self.source, "rejected", reason)
+        self._down_reported = True
+        self._wait(delay, down_since)
+
+    def _wait(self, delay: float, down_since: float) -> None:
+        """Sleep before the next attempt, reporting the account down once it has been long."""
+        deadline = self._clock() + delay
+        while not self._stopping.is_set():
+            now = self._clock()
+            if not self._down_reported and now - down_since >= self.settings.down_after:
+                self._down_reported = True
+                reason = (f"{self.source.exchange} account {self.source.account} "
+                          f"({self.source.market}) unreachable for {now - down_since:.0f} s: "
+                          f"{self._last_error}")
+                log.error("%s: %s", self.source.key, reason)
+                self.pipeline.stream_status(self.source, "disconnected", reason)
+            if now >= deadline:
+                return
+            self._stopping.wait(min(self.settings.tick, deadline - now))
+
+    def _session(self, conn: wsclient.Connection) -> str:
+        """Read until the socket breaks; returns why it ended."""
+        s, protocol, src = self.settings, self.protocol, self.source
+        for message in protocol.opening():
+            conn.send(message)
+        opened = last_frame = last_sent = self._clock()
+        announced = False
+        while not self._stopping.is_set():
+            if not announced and protocol.ready():
+                announced = True
+                log.info("%s: connected to %s", src.key, protocol.url)
+                if self._down_reported:
+                    log.info("%s: back after being reported down", src.key)
+                self._down_reported = False
+                self.pipeline.stream_status(src, "connected", f"connected to {protocol.url}")
+            if not announced and self._clock() - opened > s.ack_timeout:
+                return f"subscriptions not acknowledged within {s.ack_timeout:.0f} s"
+            try:
+                raw = conn.recv(s.tick)
+            except wsclient.TransportError as exc:
+                return f"disconnected ({exc})"
+            now = self._clock()
+            if raw is None:
+                if now - last_frame >= s.idle_timeout:
+                    return f"no frame for {now - last_frame:.0f} s"
+                if now - max(last_frame, last_sent) >= s.ping_every:
+                    last_sent = now
+                    try:
+                        message = protocol.idle_message()
+                        conn.send(message) if message else conn.ping()
+                    except wsclient.TransportError as exc:
+                        return f"disconnected ({exc})"
+                continue
+            last_frame = self.last_frame_at = now
+            if not raw:
+                continue
+            try:
+                frame = decode(raw)
+            except Drop as drop:
+                self.pipeline.drops.add(src, drop)
+                continue
+            if not protocol.control(frame):
+                self.pipeline.frame(src, frame)
+        return "stopping"
