@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import logging
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from alertd.config import load_config
+from alertd.notify import build_notifiers
+from alertd.rules import load_rules
+from alertd.simulator import Simulator
+from alertd.streams import StreamSettings
+from tests.sinks import HttpSink, SmtpSink
+
+API_KEY = "sk-live-TOPSECRET-4242"
+USER = "0xed3e79ef16a7890e6eaef2aa6373b6bec5d59d5c"
+FAST = StreamSettings(connect_timeout=3, ping_every=0.5, idle_timeout=3, ack_timeout=3,
+                      backoff_first=0.1, backoff_max=0.5, stable_after=30, refused_backoff=2,
+                      down_after=1.0, tick=0.1)
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(valid_keys={API_KEY}) as s:
+        yield s
+
+
+@pytest.fixture
+def http_sink() -> Iterator[HttpSink]:
+    with HttpSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    with SmtpSink() as sink:
+        yield sink
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def agent_config(tmp: Path, sim: Simulator, notifiers: dict[str, str | list[str]],
+                 api_key: str = "${TEST_DD_KEY}", markets: str = "[spot, perps]") -> Path:
+    lines = ["accounts:",
+             "  - name: main", "    exchange: deltadefi", f"    api_key: {api_key}",
+             f"    url: {sim.deltadefi_url}",
+             "  - name: desk", "    exchange: sodex", f'    user: "{USER}"',
+             f"    url: {sim.sodex_url}", f"    markets: {markets}",
+             "notifiers:"]
+    for name, urls in notifiers.items():
+        lines.append(f"  {name}: {urls!r}".replace("'", '"'))
+    lines += [f"state: {tmp / 'state.db'}", "stream_down_after: 1"]
+    return write(tmp / "alertd.yaml", "\n".join(lines) + "\n")
+
+
+def build_agent(config_path: Path, rules_dir: Path, env: dict[str, str] | None = None,
+                settings: StreamSettings = FAST):
+    from alertd.agent import Agent
+
+    config = load_config(config_path, env={"TEST_DD_KEY": API_KEY, **(env or {})})
+    rules = load_rules(rules_dir, config.notifiers, [a.name for a in config.accounts])
+    notifiers = build_notifiers(config.notifiers, config.path, config.notifier_lines)
+    return Agent(config, rules, notifiers, settings=settings)
+
+
+@pytest.fixture
+def log_text(caplog) -> Iterator[callable]:
+    """Everything logged, formatted the way the CLI formats it (secrets scrubbed)."""
+    from alertd.redact import RedactingFormatter
+
+    caplog.set_level(logging.DEBUG)
+    fmt = RedactingFormatter("%(levelname)s %(name)s %(message)s")
+    yield lambda: "\n".join(fmt.format(r) for r in caplog.records)

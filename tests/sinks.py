@@ -1,0 +1,98 @@
+"""Real receivers on 127.0.0.1 for what alertd sends: an HTTP endpoint and an SMTP server."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from aiosmtpd.controller import Controller
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+class HttpSink:
+    """Receives Apprise `json://` posts; `fail_next` makes it answer 500 that many times."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict] = []
+        self.fail_next = 0
+        self.requests = 0
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                sink.requests += 1
+                if sink.fail_next > 0:
+                    sink.fail_next -= 1
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                sink.posts.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"json://127.0.0.1:{self.server.server_address[1]}/"
+
+    def titles(self) -> list[str]:
+        return [p.get("title", "") for p in self.posts]
+
+    def __enter__(self) -> HttpSink:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class SmtpSink:
+    """An aiosmtpd server; `messages` holds each received mail as text."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.port = free_port()
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope) -> str:
+                sink.messages.append(envelope.content.decode("utf-8", "replace"))
+                return "250 OK"
+
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+
+    @property
+    def url(self) -> str:
+        return (f"mailto://127.0.0.1:{self.port}?mode=insecure&from=alertd@example.com"
+                "&to=trader@example.com")
+
+    def __enter__(self) -> SmtpSink:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.controller.stop()
