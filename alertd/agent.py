@@ -31,7 +31,8 @@ class Agent:
     """A running alertd: call `start()`, later `stop()`; `run()` does both around a wait."""
 
     def __init__(self, config: Config, rules: RuleSet, notifiers: Mapping[str, Notifier], *,
-                 settings: StreamSettings | None = None, connect: Callable[..., object] = ws_connect,
+                 settings: StreamSettings | None = None,
+                 connect: Callable[..., object] = ws_connect,
                  clock: Callable[[], float] = time.time) -> None:
         self.config, self.rules = config, rules
         self.settings = settings or StreamSettings(down_after=config.stream_down_after)

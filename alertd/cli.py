@@ -52,8 +52,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         notifiers = build_notifiers(config.notifiers, config.path, config.notifier_lines)
     except LoadError as exc:
         return _report(exc)
-    accounts = ", ".join(f"{a.name} ({a.exchange}{' ' + '+'.join(a.markets) if a.exchange == 'sodex' else ''})"
-                         for a in config.accounts)
+    accounts = ", ".join(
+        f"{a.name} ({a.exchange}" + (f" {'+'.join(a.markets)})" if a.exchange == "sodex" else ")")
+        for a in config.accounts)
     unused = sorted(set(notifiers) - rules.notifiers_used())
     print(f"ok: {rules.summary()}; {len(config.accounts)} accounts: {accounts}; "
           f"{len(notifiers)} notifiers: {', '.join(notifiers)}"

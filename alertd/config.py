@@ -130,8 +130,8 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
     expand = _Expander(path, env, problems)
     for key in data:
         if key not in _TOP_KEYS:
-            problems.append(Problem(path, data.line_of(key),
-                                    f"unknown key '{key}'; expected one of: {', '.join(_TOP_KEYS)}"))
+            problems.append(Problem(path, data.line_of(key), f"unknown key '{key}'; "
+                                    f"expected one of: {', '.join(_TOP_KEYS)}"))
     accounts = _accounts(path, data, expand, problems)
     notifiers, notifier_lines = _notifiers(path, data, expand, problems)
     state = data.get("state")
@@ -182,8 +182,8 @@ def _accounts(path: Path, data: LDict, expand: _Expander,
         seen.add(name)
         exchange = item.get("exchange")
         if exchange not in EXCHANGES:
-            problems.append(Problem(path, item.line_of("exchange"),
-                                    f"account '{name}': exchange must be one of {', '.join(EXCHANGES)}"))
+            problems.append(Problem(path, item.line_of("exchange"), f"account '{name}': "
+                                    f"exchange must be one of {', '.join(EXCHANGES)}"))
             continue
         url = expand(item.get("url", DEFAULT_URLS[exchange]), item.line_of("url"))
         if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):

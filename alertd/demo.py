@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from alertd.agent import Agent
 from alertd.config import Account, Config
@@ -46,7 +46,7 @@ def say(text: str) -> None:
 class ConsoleNotifier:
     """Prints alerts to the terminal, and counts them for the summary."""
 
-    MARK = {"info": "i", "success": "+", "warning": "!", "failure": "x"}
+    MARK: ClassVar[dict[str, str]] = {"info": "i", "success": "+", "warning": "!", "failure": "x"}
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -137,7 +137,8 @@ def deltadefi(sub_type: str, frame: dict[str, Any], now: float) -> list[Observat
         out: list[Observation] = []
         for item in frame["balance"]:
             free, locked = dec(item["free"]), dec(item["locked"])
-            out.append(BalanceObs(item["asset"].lower(), free, locked, free + locked, iso(None, now)))
+            out.append(BalanceObs(item["asset"].lower(), free, locked, free + locked,
+                                  iso(None, now)))
         return out
     p = frame["dlta_points"]
     return [PointsObs(dec(p.get("delta")), dec(p["new_total"]), dec(p.get("season_points")),

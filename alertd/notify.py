@@ -51,7 +51,7 @@ class AppriseNotifier:
         except Exception as exc:  # a plugin bug must not kill the worker
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
         if not result:
-            failed = [redact_url(r.url) for r in result if not r] if hasattr(result, "__iter__") else []
+            failed = [redact_url(r.url) for r in result if not r]
             raise DeliveryError("apprise reported failure" + (f" for {', '.join(failed)}"
                                                               if failed else ""))
 

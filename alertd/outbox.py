@@ -89,7 +89,8 @@ class Outbox:
         """Per notifier: how many alerts are pending, delivered and dead."""
         with self.store.lock:
             rows = self.store.db.execute(
-                "SELECT notifier, status, COUNT(*) FROM outbox GROUP BY notifier, status").fetchall()
+                "SELECT notifier, status, COUNT(*) FROM outbox GROUP BY notifier, status"
+            ).fetchall()
         out: dict[str, dict[str, int]] = {}
         for notifier, status, n in rows:
             out.setdefault(notifier, {"pending": 0, "delivered": 0, "dead": 0})[status] = n

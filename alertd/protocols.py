@@ -78,9 +78,10 @@ class SodexProtocol:
             channel = self._pending.get(frame.get("id")) if isinstance(frame.get("id"), int) \
                 else result.get("channel")
             if frame.get("success") is not True:
+                reason = frame.get("error") or "no reason given"
                 raise SubscriptionRefused(
                     f"SoDEX refused {channel or 'a subscription'} for account "
-                    f"{self.account.name} ({self.market}): {frame.get('error') or 'no reason given'}")
+                    f"{self.account.name} ({self.market}): {reason}")
             for key, ch in list(self._pending.items()):
                 if ch == channel or key == frame.get("id"):
                     del self._pending[key]

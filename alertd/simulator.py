@@ -8,6 +8,7 @@ This is the only module that imports websockets (the server side).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -151,17 +152,15 @@ class Simulator:
             msg = json.loads(message)
         except ValueError:
             msg = message
+        if client.key not in self.silent and client.key.startswith("sodex:") \
+                and isinstance(msg, dict):
+            if msg.get("op") == "ping":
+                client.send('{"op":"pong"}')
+            elif msg.get("op") == "subscribe":
+                self._subscribe(client, msg)
         with self._cond:
             self.received.append((client.key, msg))
             self._cond.notify_all()
-        if client.key in self.silent or not client.key.startswith("sodex:"):
-            return
-        if not isinstance(msg, dict):
-            return
-        if msg.get("op") == "ping":
-            client.send('{"op":"pong"}')
-        elif msg.get("op") == "subscribe":
-            self._subscribe(client, msg)
 
     def _subscribe(self, client: _Client, msg: dict[str, Any]) -> None:
         params = msg.get("params") or {}
@@ -213,10 +212,8 @@ class Simulator:
         """Cut every socket of `key` abruptly: no close frame, like a network failure."""
         clients = self.clients(key)
         for c in clients:
-            try:
+            with contextlib.suppress(OSError):
                 c.ws.socket.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         return len(clients)
 
     def drop_all(self) -> None:

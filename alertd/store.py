@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -42,7 +42,7 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox (notifier, status, next_at);
 class Store:
     """One SQLite connection shared by the pipeline and delivery threads under one lock."""
 
-    def __init__(self, path: Path | str, clock: callable = time.time) -> None:  # type: ignore[valid-type]
+    def __init__(self, path: Path | str, clock: Callable[[], float] = time.time) -> None:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -85,7 +85,8 @@ class Store:
 
     # --- orders and fills ------------------------------------------------------------------
 
-    def order(self, source: str, order_id: str) -> tuple[str | None, Decimal | None, Decimal] | None:
+    def order(self, source: str,
+              order_id: str) -> tuple[str | None, Decimal | None, Decimal] | None:
         """(status, order_qty, announced fill qty) of a known order."""
         row = self.db.execute("SELECT status, order_qty, announced FROM orders WHERE source=? "
                               "AND order_id=?", (source, order_id)).fetchone()
@@ -107,7 +108,7 @@ class Store:
         return cur.rowcount == 0
 
     def source_known(self, source: str) -> bool:
-        """Whether anything was ever recorded from this stream (so a snapshot is not a first look)."""
+        """Whether this stream ever recorded an order or fill (a snapshot is then no first look)."""
         return self.db.execute("SELECT 1 FROM orders WHERE source=? UNION ALL SELECT 1 FROM fills "
                                "WHERE source=? LIMIT 1", (source, source)).fetchone() is not None
 

@@ -30,7 +30,8 @@ class Template:
         try:
             parsed = list(_FORMATTER.parse(source))
         except ValueError as exc:
-            raise TemplateError(f"bad template {source!r}: {exc}; use {{{{ and }}}} for braces")
+            raise TemplateError(
+                f"bad template {source!r}: {exc}; use {{{{ and }}}} for braces") from None
         for literal, name, spec, conversion in parsed:
             if name is None:
                 parts.append((literal, None, ""))
@@ -47,7 +48,7 @@ class Template:
                     f"unknown field '{{{name}}}'; this event has: {', '.join(sorted(allowed))}"
                 )
             if spec and ("{" in spec):
-                raise TemplateError(f"nested fields in the format spec of {{{name}}} are not allowed")
+                raise TemplateError(f"nested fields in the format of {{{name}}} are not allowed")
             parts.append((literal, name, spec or ""))
         self._parts = tuple(parts)
 

@@ -6,6 +6,8 @@ can leak the URL (and the DeltaDeFi key in it) by printing an error.
 
 from __future__ import annotations
 
+import contextlib
+import contextlib
 import socket
 import ssl
 
@@ -65,14 +67,10 @@ class Connection:
         """Shut the socket down at once (a plain close can wait ~10 s on a silent peer)."""
         sock = self._ws.sock
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        try:
+        with contextlib.suppress(Exception):  # closing an already broken socket
             self._ws.close(timeout=0.5)
-        except Exception:  # closing an already broken socket
-            pass
 
 
 def connect(url: SecretURL, timeout: float) -> Connection:
