@@ -7,7 +7,6 @@ can leak the URL (and the DeltaDeFi key in it) by printing an error.
 from __future__ import annotations
 
 import contextlib
-import contextlib
 import socket
 import ssl
 
