@@ -69,7 +69,8 @@ def build_notifiers(notifiers: Mapping[str, tuple[str, ...]], config_path: Path 
     import apprise
 
     logging.getLogger("apprise").setLevel(logging.WARNING)
-    asset = apprise.AppriseAsset(service_timeout=timeout)
+    # memory storage: under systemd's ProtectHome/DynamicUser there is no home to write to
+    asset = apprise.AppriseAsset(service_timeout=timeout, storage_mode="memory")
     problems: list[Problem] = []
     out: dict[str, AppriseNotifier] = {}
     for name, urls in notifiers.items():

@@ -1,0 +1,34 @@
+"""`alertd demo` as a user runs it: a real process, the simulator, the example rules."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+
+def test_demo_shows_fills_low_balance_and_league_change_and_exits_by_itself():
+    proc = subprocess.run([sys.executable, "-m", "alertd", "demo"], capture_output=True,
+                          text=True, timeout=90)
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert "ALERT -> trading: buy ADAUSDM: 800 @ 0.93" in out
+    assert "ALERT -> trading: buy ADAUSDM: 1200 @ 0.93" in out
+    assert "ALERT -> phone: Low ADA on main" in out
+    assert "ALERT -> trading: League up: silver -> gold" in out
+    assert "ALERT -> trading: sodex stream disconnected: desk" in out
+    assert "ALERT -> trading: sodex stream back: desk" in out
+    assert out.count("ALERT -> phone: Low ADA on main") == 1
+    assert out.count("buy ADAUSDM: 800 @ 0.93") == 1
+    assert "demo finished: every alert once, none repeated" in out
+    assert "Traceback" not in proc.stderr
+
+
+def test_demo_sends_every_alert_once_to_an_apprise_url_too(http_sink):
+    proc = subprocess.run([sys.executable, "-m", "alertd", "demo", "--notify", http_sink.url],
+                          capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    alerts = int(re.search(r"summary: \d+ frames, (\d+) alerts", proc.stdout).group(1))
+    sent = [(p["title"], p["message"]) for p in http_sink.posts]
+    assert len(sent) == alerts == len(set(sent))
+    assert ("League up: silver -> gold", "main now has 10150 points (5150 this season)") in sent
