@@ -17,7 +17,7 @@ def evaluate(event: Event, rules: RuleSet, store: Store) -> list[Alert]:
     """The alerts this event raises; call inside the store transaction that recorded it."""
     alerts: list[Alert] = []
     fields = event.fields
-    for rule in rules.by_kind[event.kind]:
+    for rule in rules.candidates(event.kind, fields):
         if rule.accounts is not None and fields["account"] not in rule.accounts:
             continue
         if rule.when is None:

@@ -112,6 +112,8 @@ Observation = FillObs | OrderObs | BalanceObs | PointsObs | PositionObs | Stream
 
 def dec(value: Any) -> Decimal | None:
     """A wire amount as an exact Decimal (the decoder already turned JSON floats into Decimal)."""
+    if value.__class__ is str:
+        return Decimal(value)
     if value is None or isinstance(value, Decimal):
         return value
     if isinstance(value, str):

@@ -97,7 +97,16 @@ class Pipeline:
             self.drops.add(src, Drop("unreadable", f"{type(exc).__name__}: {exc}"))
             return []
         self.frames += 1
-        return self.observe(src, observations, snapshot)
+        try:
+            return self.observe(src, observations, snapshot)
+        except Exception as exc:  # a bug must cost one frame, never the stream
+            log.exception("%s: internal error on a frame; it was dropped", src.key)
+            self.drops.add(src, Drop("internal_error", f"{type(exc).__name__}: {exc}"))
+            return []
+
+    def flush(self) -> None:
+        """Commit state changes that raised no alert (the sources call this when idle)."""
+        self.store.flush()
 
     def stream_status(self, src: Source, status: str, reason: str) -> list[Alert]:
         """Record a connection state change reported by a source."""
@@ -106,12 +115,15 @@ class Pipeline:
     def observe(self, src: Source, observations: list[Observation],
                 snapshot: bool = False) -> list[Alert]:
         alerts: list[Alert] = []
-        with self.store.transaction():
-            for obs in observations:
-                for event in self.detector.observe(src, obs, snapshot):
-                    for alert in evaluate(event, self.rules, self.store):
-                        self.outbox.add(alert)
-                        alerts.append(alert)
+        with self.store.lock:  # an alert is committed before a delivery worker can read it
+            with self.store.transaction(defer=True):
+                for obs in observations:
+                    for event in self.detector.observe(src, obs, snapshot):
+                        for alert in evaluate(event, self.rules, self.store):
+                            self.outbox.add(alert)
+                            alerts.append(alert)
+            if alerts:
+                self.store.flush()
         if alerts:
             self.alerts += len(alerts)
             for alert in alerts:

@@ -14,7 +14,7 @@ from typing import Any
 
 from alertd.conditions import ConditionError, Predicate, compile_when
 from alertd.errors import LoadError, Problem
-from alertd.events import DEFAULT_TEMPLATES, EVENT_KINDS, LEVEL_KINDS, fields_of
+from alertd.events import DEFAULT_TEMPLATES, EVENT_KINDS, LEVEL_KINDS, FieldType, fields_of
 from alertd.templates import Template, TemplateError
 from alertd.yamlsrc import LDict, load_yaml
 
@@ -38,6 +38,7 @@ class Rule:
     file: str = ""
     line: int = 0
     key: str = ""
+    index: tuple[str, str] | None = None
 
     @property
     def level(self) -> bool:
@@ -45,14 +46,43 @@ class Rule:
 
 
 class RuleSet:
-    """All loaded rules, indexed by event kind for the hot path."""
+    """All loaded rules, indexed for the hot path.
+
+    Rules are grouped by event kind, and a rule whose `when` requires a text field to equal a
+    value (`symbol: ADAUSDM`) is only tried on events with that value, so a hundred
+    per-symbol rules cost a dictionary lookup, not a hundred condition checks.
+    """
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules = tuple(rules)
+        self._order = {id(rule): i for i, rule in enumerate(self.rules)}
         by_kind: dict[str, list[Rule]] = {kind: [] for kind in EVENT_KINDS}
         for rule in self.rules:
             by_kind[rule.on].append(rule)
         self.by_kind = {kind: tuple(rs) for kind, rs in by_kind.items()}
+        self._always: dict[str, tuple[Rule, ...]] = {}
+        self._indexed: dict[str, dict[str, dict[str, list[Rule]]]] = {}
+        for kind, rs in self.by_kind.items():
+            self._always[kind] = tuple(r for r in rs if r.index is None)
+            fields: dict[str, dict[str, list[Rule]]] = {}
+            for r in rs:
+                if r.index is not None:
+                    fields.setdefault(r.index[0], {}).setdefault(r.index[1], []).append(r)
+            self._indexed[kind] = fields
+
+    def candidates(self, kind: str, fields: dict[str, object]) -> tuple[Rule, ...] | list[Rule]:
+        """The rules that may match an event of `kind`, in file order."""
+        indexed = self._indexed[kind]
+        if not indexed:
+            return self._always[kind]
+        found: list[Rule] = list(self._always[kind])
+        for name, by_value in indexed.items():
+            value = fields.get(name)
+            if isinstance(value, str):
+                found.extend(by_value.get(value.casefold(), ()))
+        if len(found) > 1:
+            found.sort(key=lambda r: self._order[id(r)])
+        return found
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -205,10 +235,23 @@ def _rule(item: Any, where: Problem, notifiers: set[str] | None, accounts: set[s
     if len(problems) > before:
         return None
     trigger = repr((on, _plain(item.get("when")), _plain(item.get("rearm"))))
+    index = _index_key(item.get("when"), fields) if when is not None else None
     key = f"{name}#{hashlib.sha1(trigger.encode()).hexdigest()[:10]}"
     return Rule(name=name, on=on, notify=tuple(notify), severity=severity, title=templates[0],
                 message=templates[1], when=when, rearm=rearm, accounts=account_set,
-                file=str(path), line=where.line, key=key)
+                file=str(path), line=where.line, key=key, index=index)
+
+
+def _index_key(when: Any, fields: dict[str, FieldType]) -> tuple[str, str] | None:
+    """A (field, value) every matching event must have: a top-level text equality."""
+    for name, spec in when.items():
+        if fields.get(name) is not FieldType.STRING:
+            continue
+        if isinstance(spec, dict) and set(spec) == {"eq"}:
+            spec = spec["eq"]
+        if isinstance(spec, str | int | float) and not isinstance(spec, bool):
+            return name, str(spec).casefold()
+    return None
 
 
 def _plain(value: Any) -> Any:

@@ -15,6 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 
 SCHEMA_VERSION = 1
+GROUP_COMMIT = 0.05
+ORDER_CACHE = 50_000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS orders (
@@ -55,39 +57,58 @@ class Store:
         self.db.executescript(_SCHEMA)
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         self._depth = 0
+        self._open_since: float | None = None
+        self._orders: dict[tuple[str, str], tuple[str | None, Decimal | None, Decimal]] = {}
+        self._fills: set[tuple[str, str]] = set()
 
     def close(self) -> None:
         with self.lock:
+            self.flush()
             self.db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All writes inside commit together or not at all; re-entrant within a thread."""
+    def transaction(self, defer: bool = False) -> Iterator[None]:
+        """Writes inside commit together; re-entrant within the lock.
+
+        With `defer`, the commit may wait up to GROUP_COMMIT seconds so that following frames
+        share it; callers defer only work that raised no alert (alerts are flushed at once), so
+        an error rolls back at most that much alert-less state, which the next frame restates.
+        """
         with self.lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                return
-            self.db.execute("BEGIN IMMEDIATE")
-            self._depth = 1
+            if self._open_since is None:
+                self.db.execute("BEGIN IMMEDIATE")
+                self._open_since = time.monotonic()
+            self._depth += 1
             try:
                 yield
             except BaseException:
-                self.db.execute("ROLLBACK")
+                self._depth -= 1
+                if self._depth == 0:
+                    self.db.execute("ROLLBACK")
+                    self._open_since = None
+                    self._orders.clear()
+                    self._fills.clear()
                 raise
-            else:
+            self._depth -= 1
+            if self._depth == 0 and (
+                    not defer or time.monotonic() - self._open_since >= GROUP_COMMIT):
+                self.flush()
+
+    def flush(self) -> None:
+        """Commit what deferred transactions wrote; cheap when nothing is pending."""
+        with self.lock:
+            if self._open_since is not None and self._depth == 0:
                 self.db.execute("COMMIT")
-            finally:
-                self._depth = 0
+                self._open_since = None
 
     # --- orders and fills ------------------------------------------------------------------
 
     def order(self, source: str,
               order_id: str) -> tuple[str | None, Decimal | None, Decimal] | None:
         """(status, order_qty, announced fill qty) of a known order."""
+        cached = self._orders.get((source, order_id))
+        if cached is not None:
+            return cached
         row = self.db.execute("SELECT status, order_qty, announced FROM orders WHERE source=? "
                               "AND order_id=?", (source, order_id)).fetchone()
         if row is None:
@@ -96,6 +117,9 @@ class Store:
 
     def put_order(self, source: str, order_id: str, status: str | None,
                   order_qty: Decimal | None, announced: Decimal) -> None:
+        if len(self._orders) >= ORDER_CACHE:
+            self._orders.clear()
+        self._orders[(source, order_id)] = (status, order_qty, announced)
         self.db.execute(
             "INSERT OR REPLACE INTO orders VALUES (?, ?, ?, ?, ?, ?)",
             (source, order_id, status, None if order_qty is None else str(order_qty),
@@ -103,6 +127,12 @@ class Store:
 
     def fill_seen(self, source: str, fill_id: str) -> bool:
         """Whether the fill was seen before; records it as seen either way."""
+        key = (source, fill_id)
+        if key in self._fills:
+            return True
+        if len(self._fills) >= ORDER_CACHE:
+            self._fills.clear()
+        self._fills.add(key)
         cur = self.db.execute("INSERT OR IGNORE INTO fills VALUES (?, ?, ?)",
                               (source, fill_id, self.clock()))
         return cur.rowcount == 0
@@ -144,6 +174,8 @@ class Store:
         with self.transaction():
             n = self.db.execute("DELETE FROM fills WHERE seen < ?", (cutoff,)).rowcount
             n += self.db.execute("DELETE FROM orders WHERE updated < ?", (cutoff,)).rowcount
+            self._orders.clear()
+            self._fills.clear()
             n += self.db.execute("DELETE FROM outbox WHERE status != 'pending' AND done_at < ?",
                                  (cutoff,)).rowcount
         return n

@@ -162,6 +162,7 @@ class Stream:
                 return f"disconnected ({exc})"
             now = self._clock()
             if raw is None:
+                self.pipeline.flush()
                 if now - last_frame >= s.idle_timeout:
                     return f"no frame for {now - last_frame:.0f} s"
                 if now - max(last_frame, last_sent) >= s.ping_every:

@@ -32,11 +32,14 @@ class Connection:
 
     def __init__(self, ws: websocket.WebSocket) -> None:
         self._ws = ws
+        self._timeout: float | None = None
 
     def recv(self, timeout: float) -> bytes | None:
         """The next frame's payload (b"" for a ping or pong), or None if nothing came in time."""
         try:
-            self._ws.settimeout(timeout)
+            if timeout != self._timeout:
+                self._ws.settimeout(timeout)
+                self._timeout = timeout
             opcode, data = self._ws.recv_data(control_frame=True)
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 raise TransportError("closed by the server")
