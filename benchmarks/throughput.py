@@ -102,7 +102,8 @@ def serve(sock: socket.socket, blobs: dict[str, bytes]) -> None:
         conn.close()
 
 
-def start_server(frames: list[bytes], counts: dict[str, int]) -> tuple[str, multiprocessing.Process]:
+def start_server(frames: list[bytes],
+                 counts: dict[str, int]) -> tuple[str, multiprocessing.Process]:
     encoded = [ws_frame(f) for f in frames]
     blobs = {name: b"".join(encoded[:n]) for name, n in counts.items()}
     sock = socket.socket()
