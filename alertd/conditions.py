@@ -55,9 +55,15 @@ def compile_when(when: Any, fields: Mapping[str, FieldType]) -> Predicate:
             raise ConditionError(
                 f"unknown field '{key}' for this event; it has: {', '.join(sorted(fields))}"
                 " (or 'any' / 'not')", line)
-    if len(preds) == 1:
-        return preds[0]
-    return lambda ev: all(p(ev) for p in preds)
+    return _all_of(preds)
+
+
+def _all_of(preds: list[Predicate]) -> Predicate:
+    """Chain predicates with `and` (cheaper per event than all() over a generator)."""
+    first, *rest = preds
+    for nxt in rest:
+        first = (lambda a, b: lambda ev: a(ev) and b(ev))(first, nxt)
+    return first
 
 
 def _compile_field(name: str, ftype: FieldType, spec: Any, line: int | None) -> list[Predicate]:

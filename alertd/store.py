@@ -60,6 +60,7 @@ class Store:
         self._open_since: float | None = None
         self._orders: dict[tuple[str, str], tuple[str | None, Decimal | None, Decimal]] = {}
         self._fills: set[tuple[str, str]] = set()
+        self._dirty: dict[tuple[str, str], tuple[object, ...]] = {}
 
     def close(self) -> None:
         with self.lock:
@@ -88,6 +89,7 @@ class Store:
                     self._open_since = None
                     self._orders.clear()
                     self._fills.clear()
+                    self._dirty.clear()
                 raise
             self._depth -= 1
             if self._depth == 0 and (
@@ -98,8 +100,16 @@ class Store:
         """Commit what deferred transactions wrote; cheap when nothing is pending."""
         with self.lock:
             if self._open_since is not None and self._depth == 0:
+                self._write_orders()
                 self.db.execute("COMMIT")
                 self._open_since = None
+
+    def _write_orders(self) -> None:
+        """Order rows are written behind, once per commit however often an order changed."""
+        if self._dirty:
+            self.db.executemany("INSERT OR REPLACE INTO orders VALUES (?, ?, ?, ?, ?, ?)",
+                                self._dirty.values())
+            self._dirty.clear()
 
     # --- orders and fills ------------------------------------------------------------------
 
@@ -117,13 +127,15 @@ class Store:
 
     def put_order(self, source: str, order_id: str, status: str | None,
                   order_qty: Decimal | None, announced: Decimal) -> None:
+        """Record an order's state; call inside a transaction (it is written at commit)."""
         if len(self._orders) >= ORDER_CACHE:
+            self._write_orders()
             self._orders.clear()
-        self._orders[(source, order_id)] = (status, order_qty, announced)
-        self.db.execute(
-            "INSERT OR REPLACE INTO orders VALUES (?, ?, ?, ?, ?, ?)",
-            (source, order_id, status, None if order_qty is None else str(order_qty),
-             str(announced), self.clock()))
+        key = (source, order_id)
+        self._orders[key] = (status, order_qty, announced)
+        self._dirty[key] = (source, order_id, status,
+                            None if order_qty is None else str(order_qty), str(announced),
+                            self.clock())
 
     def fill_seen(self, source: str, fill_id: str) -> bool:
         """Whether the fill was seen before; records it as seen either way."""
@@ -139,6 +151,8 @@ class Store:
 
     def source_known(self, source: str) -> bool:
         """Whether this stream ever recorded an order or fill (a snapshot is then no first look)."""
+        if any(key[0] == source for key in self._dirty):
+            return True
         return self.db.execute("SELECT 1 FROM orders WHERE source=? UNION ALL SELECT 1 FROM fills "
                                "WHERE source=? LIMIT 1", (source, source)).fetchone() is not None
 
@@ -172,6 +186,7 @@ class Store:
         """Forget finished orders and fills no re-sent frame can still mention."""
         cutoff = self.clock() - older_than_days * 86400
         with self.transaction():
+            self._write_orders()
             n = self.db.execute("DELETE FROM fills WHERE seen < ?", (cutoff,)).rowcount
             n += self.db.execute("DELETE FROM orders WHERE updated < ?", (cutoff,)).rowcount
             self._orders.clear()
