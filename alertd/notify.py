@@ -44,7 +44,10 @@ class AppriseNotifier:
         import apprise
 
         title = _fit(title, self._title_limit, "…")
-        body = _fit(body, self._body_limit, TRUNCATED)
+        room = self._body_limit
+        if self._title_limit == 0 and room > 0:  # Apprise folds the title into the body
+            room = max(len(TRUNCATED) + 1, room - len(title) - 2)
+        body = _fit(body, room, TRUNCATED)
         try:
             result = self._apprise.notify(body=body or " ", title=title,  # type: ignore[attr-defined]
                                           notify_type=apprise.NotifyType(severity))

@@ -222,3 +222,25 @@ def test_cli_runs_the_example_rules_against_the_simulator_and_stops_on_sigterm(
     assert "Subject: Low ADA on main" in smtp_sink.messages[0]
     assert "main/spot: connected" in err and "alert low-ada" in err
     assert API_KEY not in err
+
+
+def test_webhook_failing_then_recovering_gets_the_alert_exactly_once(agent_factory, sim,
+                                                                      http_sink, smtp_sink):
+    agent = agent_factory()
+    assert ready(sim)
+    http_sink.fail_next = 2
+    sim.push_deltadefi(API_KEY, dd_balance("100"))
+    assert wait_for(lambda: http_sink.posts, 15)
+    wait_for(lambda: False, 0.5)
+    assert http_sink.titles() == ["low ada 100"] and http_sink.requests == 3
+    counts = agent.workers["hook"].outbox.counts()
+    assert counts["hook"] == {"pending": 0, "delivered": 1, "dead": 0}
+    assert wait_for(lambda: smtp_sink.messages, 10)  # the other notifier was never held up
+
+
+def test_retry_delays_grow_from_one_second_to_five_minutes_with_jitter():
+    from alertd.delivery import retry_delay
+
+    assert [retry_delay(n, rng=lambda: 0.5) for n in (0, 1, 2, 8, 9, 30)] == [
+        1.0, 2.0, 4.0, 256.0, 300.0, 300.0]
+    assert retry_delay(3, rng=lambda: 0.0) == 4.0 and retry_delay(3, rng=lambda: 1.0) == 12.0
