@@ -10,7 +10,7 @@ from pathlib import Path
 from types import FrameType
 
 from alertd.config import Config, find_config, load_config
-from alertd.errors import LoadError, Problem
+from alertd.errors import LoadError
 from alertd.redact import RedactingFormatter
 from alertd.rules import RuleSet, load_rules
 
@@ -130,5 +130,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
 
-
-__all__ = ["Problem", "main"]

@@ -203,9 +203,10 @@ def _accounts(path: Path, data: LDict, expand: _Expander,
 
 def _deltadefi(path: Path, item: LDict, name: str, url: str, expand: _Expander,
                problems: list[Problem]) -> Account:
-    key = expand(item.get("api_key"), item.line_of("api_key"))
+    raw = item.get("api_key")
+    key = expand(raw, item.line_of("api_key"))
     if not isinstance(key, str) or not key.strip():
-        if "api_key" not in item or not problems or problems[-1].line != item.line_of("api_key"):
+        if not (isinstance(raw, str) and "${" in raw):  # a missing ${VAR} is reported already
             problems.append(Problem(path, item.line_of("api_key"), f"account '{name}': DeltaDeFi "
                                     "needs 'api_key' (write api_key: ${DELTADEFI_API_KEY})"))
         key = ""

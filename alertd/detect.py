@@ -64,7 +64,7 @@ class Detector:
         events: list[Event] = []
         if o.fills is not None:
             announced, events = self._records(src, o, announced, quiet)
-        if o.status != prev_status and not quiet and not (snapshot and known is None):
+        if o.status != prev_status and not quiet:
             events.append(Event("order", f"{src.key}/{o.order_id}", {
                 **self._common(src, o.time), "order_id": o.order_id, "symbol": o.symbol,
                 "side": o.side, "type": o.type, "status": o.status,
@@ -107,10 +107,10 @@ class Detector:
         return [] if quiet else [self._fill_event(src, f, announced, order_qty, None)]
 
     def _first_look(self, subject: str) -> bool:
-        if subject in self._looked_at:
-            return False
+        """True the first time a level subject is seen in this process (after a restart too)."""
+        first = subject not in self._looked_at
         self._looked_at.add(subject)
-        return True
+        return first
 
     def _balance(self, src: Source, b: BalanceObs) -> list[Event]:
         subject = f"{src.key}/balance/{b.asset.lower()}"
@@ -118,9 +118,8 @@ class Detector:
         prev_free = Decimal(prev[0]) if prev and prev[0] is not None else None
         prev_total = Decimal(prev[1]) if prev and prev[1] is not None else None
         changed = prev is None or (prev_free, prev_total) != (b.free, b.total)
-        if not changed and not self._first_look(subject):
+        if not self._first_look(subject) and not changed:
             return []
-        self._looked_at.add(subject)
         if changed:
             self.store.put_level(subject, b.free, b.total, b.locked)
         return [Event("balance", subject, {
@@ -133,9 +132,8 @@ class Detector:
         prev = self.store.level(subject)
         prev_size = Decimal(prev[0]) if prev and prev[0] is not None else None
         changed = prev is None or prev_size != p.size or prev[2] != p.side
-        if not changed and not self._first_look(subject):
+        if not self._first_look(subject) and not changed:
             return []
-        self._looked_at.add(subject)
         if changed:
             self.store.put_level(subject, p.size, p.entry_price, p.side)
         return [Event("position", subject, {

@@ -167,9 +167,12 @@ class Stream:
                     return f"no frame for {now - last_frame:.0f} s"
                 if now - max(last_frame, last_sent) >= s.ping_every:
                     last_sent = now
+                    message = protocol.idle_message()
                     try:
-                        message = protocol.idle_message()
-                        conn.send(message) if message else conn.ping()
+                        if message:
+                            conn.send(message)
+                        else:
+                            conn.ping()
                     except wsclient.TransportError as exc:
                         return f"disconnected ({exc})"
                 continue

@@ -190,3 +190,12 @@ def test_alerts_and_state_commit_together(rules, tmp_path):
     alerts(p, MAIN, dd_balance("100"))
     rows = p.store.db.execute("SELECT rule, notifier, status FROM outbox").fetchall()
     assert rows == [("low-ada", "t", "pending")]
+
+
+def test_snapshot_after_the_first_connection_announces_what_is_new(rules, tmp_path):
+    p = make(rules, tmp_path / "s.db")
+    assert alerts(p, SPOT, sx("accountOrderUpdate", [sx_order("NEW", "0")], kind="snapshot")) == []
+    assert alerts(p, SPOT, sx("accountOrderUpdate", [sx_order("NEW", "0")], kind="snapshot")) == []
+    other = {**sx_order("NEW", "0"), "i": 7002}
+    assert alerts(p, SPOT, sx("accountOrderUpdate", [sx_order("NEW", "0"), other],
+                              kind="snapshot")) == [("orders", "open")]
