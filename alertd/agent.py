@@ -1,7 +1,8 @@
 """The daemon: sources → pipeline → outbox → delivery workers, and its lifecycle.
 
 It owns the threads and the state file; everything it runs is built from the same parts the
-tests and the demo use, with the transport and the notifiers passed in.
+tests and the demo use, with the transport and the notifiers passed in. It tells systemd when
+it is ready, proves progress to the watchdog, reloads on SIGHUP and stops cleanly on SIGTERM.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from collections.abc import Callable, Iterable, Mapping
 
 import schedule
 
+from alertd import sdnotify
 from alertd.config import Config
 from alertd.delivery import DeliveryWorker
+from alertd.errors import LoadError
 from alertd.notify import Notifier
-from alertd.outbox import Outbox
+from alertd.outbox import Delivery, Outbox
 from alertd.pipeline import Pipeline
 from alertd.protocols import protocols_for
 from alertd.rules import RuleSet
@@ -26,6 +29,11 @@ from alertd.wsclient import connect as ws_connect
 
 log = logging.getLogger("alertd")
 
+Loader = Callable[[], tuple[Config, RuleSet, Mapping[str, Notifier]]]
+HEALTH_EVERY = 5.0
+STALL = 60.0
+"""A stream or worker whose loop has not turned for this long is stuck: no watchdog ping."""
+
 
 class Agent:
     """A running alertd: call `start()`, later `stop()`; `run()` does both around a wait."""
@@ -33,25 +41,37 @@ class Agent:
     def __init__(self, config: Config, rules: RuleSet, notifiers: Mapping[str, Notifier], *,
                  settings: StreamSettings | None = None,
                  connect: Callable[..., object] = ws_connect,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, loader: Loader | None = None) -> None:
         self.config, self.rules = config, rules
         self.settings = settings or StreamSettings(down_after=config.stream_down_after)
+        self._connect, self._clock, self._loader = connect, clock, loader
         self.store = Store(config.state_path, clock=clock)
-        self.workers = {name: DeliveryWorker(n, Outbox(self.store), clock=clock,
-                                             max_age=config.delivery_max_age)
-                        for name, n in notifiers.items()}
         self.pipeline = Pipeline(rules, self.store, on_queued=self._wake, clock=clock)
-        self.streams = [Stream(p, self.pipeline, self.settings, connect=connect)  # type: ignore[arg-type]
-                        for account in config.accounts for p in protocols_for(account)]
+        self.workers = self._workers(notifiers)
+        self.streams = self._streams(config)
         self._stop = threading.Event()
+        self._reload = threading.Event()
         self._scheduler = schedule.Scheduler()
         self._scheduler.every(6).hours.do(self._job, self._prune)
+        self._scheduler.every(HEALTH_EVERY).seconds.do(self._job, self.save_health)
+        self._last_watchdog = 0.0
+
+    def _workers(self, notifiers: Mapping[str, Notifier]) -> dict[str, DeliveryWorker]:
+        return {name: DeliveryWorker(n, Outbox(self.store), clock=self._clock,
+                                     max_age=self.config.delivery_max_age, on_dead=self._dead)
+                for name, n in notifiers.items()}
+
+    def _streams(self, config: Config) -> list[Stream]:
+        return [Stream(p, self.pipeline, self.settings, connect=self._connect)  # type: ignore[arg-type]
+                for account in config.accounts for p in protocols_for(account)]
 
     def _wake(self, notifiers: Iterable[str]) -> None:
         for name in notifiers:
             worker = self.workers.get(name)
             if worker is not None:
                 worker.wake()
+
+    # --- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
         self._prune()
@@ -61,13 +81,20 @@ class Agent:
             stream.start()
         log.info("alertd started: %s, %d streams, notifiers: %s", self.rules.summary(),
                  len(self.streams), ", ".join(self.workers) or "none")
+        sdnotify.notify(f"READY=1\nSTATUS={self.rules.summary()}, {len(self.streams)} streams")
 
     def run(self) -> int:
         """Run until `request_stop()` (the CLI wires SIGTERM and SIGINT to it)."""
         self.start()
+        watchdog = sdnotify.watchdog_interval()
         try:
             while not self._stop.wait(1.0):
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self.reload()
                 self._scheduler.run_pending()
+                if watchdog and time.monotonic() - self._last_watchdog >= watchdog / 3:
+                    self._pet_watchdog()
         finally:
             self.stop()
         return 0
@@ -75,19 +102,107 @@ class Agent:
     def request_stop(self) -> None:
         self._stop.set()
 
+    def request_reload(self) -> None:
+        self._reload.set()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop reading, let sends in flight finish within `timeout`, close the state file."""
+        sdnotify.notify("STOPPING=1")
         self._stop.set()
-        for stream in self.streams:
-            stream.stop()
         deadline = time.monotonic() + timeout
-        for stream in self.streams:
-            stream.join(max(0.1, deadline - time.monotonic()))
-        for name, worker in self.workers.items():
-            if not worker.stop(max(0.1, deadline - time.monotonic())):
-                log.warning("%s: a send was still in flight at shutdown; it stays pending", name)
+        self._stop_streams(self.streams, deadline)
+        self._stop_workers(self.workers, deadline)
+        self._job(self.save_health)
         self.store.close()
         log.info("alertd stopped: %d frames, %d alerts", self.pipeline.frames, self.pipeline.alerts)
+
+    @staticmethod
+    def _stop_streams(streams: list[Stream], deadline: float) -> None:
+        for stream in streams:
+            stream.stop()
+        for stream in streams:
+            stream.join(max(0.1, deadline - time.monotonic()))
+
+    @staticmethod
+    def _stop_workers(workers: Mapping[str, DeliveryWorker], deadline: float) -> None:
+        for name, worker in workers.items():
+            if not worker.stop(max(0.1, deadline - time.monotonic())):
+                log.warning("%s: a send was still in flight at shutdown; it stays pending and "
+                            "is sent after the next start", name)
+
+    # --- reload (SIGHUP) --------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Load config and rules again; if they do not load, keep running the current ones."""
+        if self._loader is None:
+            log.warning("reload asked for, but this agent has no config to reload from")
+            return False
+        try:
+            config, rules, notifiers = self._loader()
+        except LoadError as exc:
+            problems = "\n".join(str(p) for p in exc.problems)
+            log.error("reload failed; still running the previous config and rules:\n%s", problems)
+            self.pipeline.system_alert(
+                "alertd: reload failed", "Still running the previous config and rules.\n"
+                + problems, "failure", self.workers)
+            return False
+        if config.state_path != self.config.state_path:
+            log.warning("the state file changed to %s; that takes a restart, the current one "
+                        "stays in use", config.state_path)
+        self.pipeline.rules = rules
+        if config.notifiers != self.config.notifiers or set(notifiers) != set(self.workers):
+            old = self.workers
+            self._stop_workers(old, time.monotonic() + 10)
+            self.workers = self._workers(notifiers)
+            for worker in self.workers.values():
+                worker.start()
+        if config.accounts != self.config.accounts:
+            self._stop_streams(self.streams, time.monotonic() + 10)
+            self.streams = self._streams(config)
+            for stream in self.streams:
+                stream.start()
+        self.config, self.rules = config, rules
+        log.info("reloaded: %s, %d streams, notifiers: %s", rules.summary(), len(self.streams),
+                 ", ".join(self.workers))
+        return True
+
+    # --- health ----------------------------------------------------------------------------
+
+    def healthy(self) -> bool:
+        """Every stream and worker loop turned recently and the state file answers."""
+        now = time.monotonic()
+        stuck = [s.source.key for s in self.streams
+                 if s.state != "stopped" and now - s.heartbeat > STALL]
+        stuck += [name for name, w in self.workers.items()
+                  if not w.alive() or now - w.heartbeat > STALL * 2]
+        if stuck:
+            log.error("not making progress: %s", ", ".join(stuck))
+            return False
+        if not self.store.lock.acquire(timeout=STALL / 2):
+            log.error("not making progress: the state file is locked")
+            return False
+        self.store.lock.release()
+        return True
+
+    def _pet_watchdog(self) -> None:
+        self._last_watchdog = time.monotonic()
+        if self.healthy():
+            sdnotify.notify("WATCHDOG=1")
+
+    def save_health(self) -> None:
+        """What `alertd status` shows: each stream's state and the dropped frames."""
+        self.store.save_health(
+            [(s.source.key, s.source.exchange, s.state, s.last_frame_wall, s.connects)
+             for s in self.streams], self.pipeline.drops.unsaved())
+
+    def _dead(self, notifier: str, item: Delivery, error: str) -> None:
+        if item.rule == "alertd":  # alertd's own notices are not reported again: no loops
+            return
+        others = [name for name in self.workers if name != notifier]
+        self.pipeline.system_alert(
+            f"alertd gave up on an alert for {notifier}",
+            f"'{item.title}' (rule {item.rule}) could not be delivered to {notifier} after "
+            f"{item.attempts + 1} tries: {error}", "failure", others)
 
     def _job(self, fn: Callable[[], object]) -> None:
         try:

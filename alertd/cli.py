@@ -52,6 +52,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         notifiers = build_notifiers(config.notifiers, config.path, config.notifier_lines)
     except LoadError as exc:
         return _report(exc)
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     accounts = ", ".join(
         f"{a.name} ({a.exchange}" + (f" {'+'.join(a.markets)})" if a.exchange == "sodex" else ")")
         for a in config.accounts)
@@ -64,23 +66,44 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from alertd.agent import Agent
-    from alertd.notify import build_notifiers
+    from alertd.notify import Notifier, build_notifiers
 
     setup_logging(args.verbose)
-    try:
+
+    def load() -> tuple[Config, RuleSet, dict[str, Notifier]]:
         config, rules = load_all(args.config, args.rules)
-        notifiers = build_notifiers(config.notifiers, config.path, config.notifier_lines)
+        for warning in config.warnings:
+            log.warning("%s", warning)
+        return config, rules, build_notifiers(config.notifiers, config.path,
+                                              config.notifier_lines)
+
+    try:
+        config, rules, notifiers = load()
     except LoadError as exc:
         return _report(exc)
-    agent = Agent(config, rules, notifiers)
+    agent = Agent(config, rules, notifiers, loader=load)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            log.info("received SIGHUP; reloading config and rules")
+            agent.request_reload()
+            return
         log.info("received %s; stopping", signal.Signals(signum).name)
         agent.request_stop()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     return agent.run()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from alertd.status import report
+
+    try:
+        config = load_config(find_config(args.config))
+    except LoadError as exc:
+        return _report(exc)
+    return report(config.state_path)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -108,6 +131,9 @@ def _parser() -> argparse.ArgumentParser:
 
     common(sub.add_parser("run", help="watch the accounts and send alerts (the default)"))
     common(sub.add_parser("check", help="validate config and rules; connect and send nothing"))
+    status = sub.add_parser("status", help="streams, outbox and dropped frames, from the "
+                            "state file")
+    status.add_argument("--config", metavar="FILE", help="config file naming the state file")
     demo = sub.add_parser("demo", help="a scripted session against a simulated exchange")
     demo.add_argument("--rules", metavar="DIR", help="rules to use (default: the examples)")
     demo.add_argument("--notify", action="append", default=[], metavar="URL",
@@ -118,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("run", "check", "demo", "-h", "--help"):
+    if not argv or argv[0] not in ("run", "check", "demo", "status", "-h", "--help"):
         argv = ["run", *argv]
     args = _parser().parse_args(argv)
     try:
@@ -126,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_check(args)
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command == "status":
+            return cmd_status(args)
         return cmd_run(args)
     except KeyboardInterrupt:
         return 130

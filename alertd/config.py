@@ -59,6 +59,7 @@ class Config:
     stream_down_after: float = 120.0
     delivery_max_age: float = 24 * 3600.0
     notifier_lines: dict[str, int] = field(default_factory=dict, compare=False)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
 
 def config_candidates(env: Mapping[str, str] | None = None) -> list[Path]:
@@ -142,7 +143,30 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
         raise LoadError(problems)
     return Config(path=path, accounts=tuple(accounts), notifiers=notifiers, state_path=state_path,
                   stream_down_after=down_after, delivery_max_age=max_age,
-                  notifier_lines=notifier_lines)
+                  notifier_lines=notifier_lines, warnings=_exposure(path, data))
+
+
+def _exposure(path: Path, data: LDict) -> tuple[str, ...]:
+    """A warning when others can read a config that holds a secret written out in full."""
+    try:
+        readable = path.stat().st_mode & 0o004
+    except OSError:
+        return ()
+    if not readable:
+        return ()
+    literal = [f"line {item.line_of('api_key')}" for item in data.get("accounts") or ()
+               if isinstance(item, dict) and isinstance(item.get("api_key"), str)
+               and "${" not in item["api_key"]]
+    notifiers = data.get("notifiers")
+    if isinstance(notifiers, LDict):
+        literal += [f"line {notifiers.line_of(name)}" for name, urls in notifiers.items()
+                    if any(isinstance(u, str) and "${" not in u and ("@" in u or u.count("/") > 3)
+                           for u in (urls if isinstance(urls, list) else [urls]))]
+    if not literal:
+        return ()
+    return (f"{path} is readable by every user and holds secrets ({', '.join(literal)}); "
+            f"run chmod 600 {path}, or write them as ${{NAME}} and pass them in the environment "
+            "or as systemd credentials",)
 
 
 def _seconds(path: Path, data: LDict, key: str, default: float, problems: list[Problem]) -> float:

@@ -18,6 +18,7 @@ from alertd.outbox import Delivery, Outbox
 log = logging.getLogger("alertd.delivery")
 
 RETRY_FIRST, RETRY_MAX = 1.0, 300.0
+IDLE = 5.0
 
 
 def retry_delay(attempts: int, rng: Callable[[], float] = random.random) -> float:
@@ -30,9 +31,11 @@ class DeliveryWorker:
     """Sends one notifier's pending alerts in order, never giving up before `max_age`."""
 
     def __init__(self, notifier: Notifier, outbox: Outbox, *, max_age: float = 86400.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 on_dead: Callable[[str, Delivery, str], None] | None = None) -> None:
         self.notifier, self.outbox = notifier, outbox
-        self.max_age, self.clock = max_age, clock
+        self.max_age, self.clock, self.on_dead = max_age, clock, on_dead
+        self.heartbeat = time.monotonic()
         self.sent = 0
         self.failures = 0
         self._wake = threading.Event()
@@ -46,6 +49,9 @@ class DeliveryWorker:
     def wake(self) -> None:
         self._wake.set()
 
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def stop(self, timeout: float) -> bool:
         """Finish the send in flight (if any) and stop; False if it did not end in time."""
         self._stopping.set()
@@ -57,6 +63,7 @@ class DeliveryWorker:
         name = self.notifier.name
         while not self._stopping.is_set():
             self._wake.clear()
+            self.heartbeat = time.monotonic()
             try:
                 batch = self.outbox.due(name)
                 for item in batch:
@@ -69,11 +76,12 @@ class DeliveryWorker:
             except Exception:
                 log.exception("%s: delivery loop error; retrying in 5 s", name)
                 next_at = self.clock() + 5
-            wait = 60.0 if next_at is None else min(60.0, max(0.0, next_at - self.clock()))
+            wait = IDLE if next_at is None else min(IDLE, max(0.0, next_at - self.clock()))
             self._wake.wait(wait)
 
     def _deliver(self, item: Delivery) -> None:
         name = self.notifier.name
+        self.heartbeat = time.monotonic()
         try:
             self.notifier.send(item.title, item.body, item.severity)
         except DeliveryError as exc:
@@ -83,6 +91,8 @@ class DeliveryWorker:
                 self.outbox.dead(item.id, str(exc))
                 log.error("%s: gave up on alert %d (%s) after %d tries over %.0f s: %s", name,
                           item.id, item.rule, item.attempts + 1, age, exc)
+                if self.on_dead is not None:
+                    self.on_dead(name, item, str(exc))
                 return
             delay = retry_delay(item.attempts)
             self.outbox.retry_later(item.id, str(exc), self.clock() + delay)

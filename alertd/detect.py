@@ -161,6 +161,9 @@ class Detector:
         return events
 
     def _stream(self, src: Source, s: StreamObs) -> list[Event]:
+        if s.status == "invalid_messages":  # rate-limited upstream; each one is news
+            return [Event("stream", f"{src.key}/invalid/{s.time}", {
+                **self._common(src, s.time), "status": s.status, "reason": s.reason})]
         subject = f"{src.key}/stream"
         prev = self.store.level(subject)
         prev_status = prev[0] if prev else None

@@ -30,6 +30,8 @@ class DropLog:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, every: float = 60.0) -> None:
         self.counts: Counter[tuple[str, str]] = Counter()
+        self.examples: dict[tuple[str, str], str] = {}
+        self._saved: Counter[tuple[str, str]] = Counter()
         self._unlogged: Counter[tuple[str, str]] = Counter()
         self._next_log: dict[tuple[str, str], float] = {}
         self._clock, self._every = clock, every
@@ -40,6 +42,7 @@ class DropLog:
         now = self._clock()
         with self._lock:
             self.counts[key] += 1
+            self.examples[key] = drop.detail[:300]
             self._unlogged[key] += 1
             if now < self._next_log.get(key, 0.0):
                 return
@@ -50,6 +53,37 @@ class DropLog:
         else:
             log.warning("%s: dropped %d frames (%s) in the last minute, e.g. %s", src.key, n,
                         drop.reason, drop.detail)
+
+    def unsaved(self) -> list[tuple[str, str, int, str]]:
+        """(source, reason, new drops since the last call, an example) for the state file."""
+        with self._lock:
+            out = [(key[0], key[1], n - self._saved[key], self.examples.get(key, ""))
+                   for key, n in self.counts.items() if n > self._saved[key]]
+            self._saved = Counter(self.counts)
+        return out
+
+
+INVALID = frozenset({"not_utf8", "not_json", "not_object", "schema_invalid", "oversized"})
+BURST, BURST_WINDOW, BURST_EVERY = 3, 600.0, 3600.0
+
+
+class BurstWatch:
+    """Notices an account's frames turning invalid (the exchange changed its format)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._recent: dict[str, list[float]] = {}
+        self._reported: dict[str, float] = {}
+
+    def add(self, key: str) -> int:
+        """How many invalid frames the window holds, if that is a burst to report now; else 0."""
+        now = self._clock()
+        recent = [t for t in self._recent.get(key, ()) if now - t < BURST_WINDOW] + [now]
+        self._recent[key] = recent
+        if len(recent) < BURST or now - self._reported.get(key, -BURST_EVERY) < BURST_EVERY:
+            return 0
+        self._reported[key] = now
+        return len(recent)
 
 
 class Pipeline:
@@ -64,6 +98,7 @@ class Pipeline:
         self.detector = Detector(store)
         self.validators = Validators()
         self.drops = DropLog()
+        self.bursts = BurstWatch(time.monotonic)
         self.on_queued = on_queued
         self.clock = clock
         self.frames = 0
@@ -74,9 +109,22 @@ class Pipeline:
         try:
             frame = decode(raw)
         except Drop as drop:
-            self.drops.add(src, drop)
-            return []
+            return self.drop(src, drop)
         return self.frame(src, frame)
+
+    def drop(self, src: Source, drop: Drop) -> list[Alert]:
+        """Count a dropped frame; a burst of invalid ones becomes a `stream` event."""
+        self.drops.add(src, drop)
+        if drop.reason not in INVALID:
+            return []
+        burst = self.bursts.add(src.key)
+        if not burst:
+            return []
+        reason = (f"{burst} invalid frames from {src.exchange} account {src.account} "
+                  f"({src.market}) in {BURST_WINDOW / 60:.0f} min; the exchange may have "
+                  f"changed its format. Last one ({drop.reason}): {drop.detail[:200]}")
+        log.error("%s: %s", src.key, reason)
+        return self.stream_status(src, "invalid_messages", reason)
 
     def frame(self, src: Source, frame: dict[str, Any]) -> list[Alert]:
         """Validate, normalise and process one decoded data frame."""
@@ -91,11 +139,9 @@ class Pipeline:
                 observations = normalise.sodex(channel, frame, src.market, now)
                 snapshot = frame.get("type") == "snapshot"
         except Drop as drop:
-            self.drops.add(src, drop)
-            return []
+            return self.drop(src, drop)
         except (ArithmeticError, ValueError) as exc:
-            self.drops.add(src, Drop("unreadable", f"{type(exc).__name__}: {exc}"))
-            return []
+            return self.drop(src, Drop("unreadable", f"{type(exc).__name__}: {exc}"))
         self.frames += 1
         try:
             return self.observe(src, observations, snapshot)
@@ -103,6 +149,21 @@ class Pipeline:
             log.exception("%s: internal error on a frame; it was dropped", src.key)
             self.drops.add(src, Drop("internal_error", f"{type(exc).__name__}: {exc}"))
             return []
+
+    def system_alert(self, title: str, body: str, severity: str,
+                     notify: Iterable[str]) -> None:
+        """An alert from alertd itself (a failed reload, an alert given up on), queued durably."""
+        notify = tuple(notify)
+        if not notify:
+            log.error("no notifier to tell: %s: %s", title, body)
+            return
+        alert = Alert(rule="alertd", kind="system", account="-", severity=severity, title=title,
+                      body=body, notify=notify)
+        with self.store.transaction():
+            self.outbox.add(alert)
+        log.info("alert alertd [%s] %s: %s", ",".join(notify), title, body)
+        if self.on_queued is not None:
+            self.on_queued(notify)
 
     def flush(self) -> None:
         """Commit state changes that raised no alert (the sources call this when idle)."""

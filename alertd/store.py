@@ -38,6 +38,12 @@ CREATE TABLE IF NOT EXISTS outbox (
     status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
     next_at REAL NOT NULL, last_error TEXT, done_at REAL);
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (notifier, status, next_at);
+CREATE TABLE IF NOT EXISTS health (
+    source TEXT PRIMARY KEY, exchange TEXT NOT NULL, state TEXT NOT NULL, last_frame REAL,
+    connects INTEGER NOT NULL, updated REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS drops (
+    source TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, example TEXT,
+    PRIMARY KEY (source, reason)) WITHOUT ROWID;
 """
 
 
@@ -179,6 +185,19 @@ class Store:
 
     def rearm(self, rule_key: str, subject: str) -> None:
         self.db.execute("DELETE FROM disarmed WHERE rule_key=? AND subject=?", (rule_key, subject))
+
+    # --- health, for `alertd status` -------------------------------------------------------
+
+    def save_health(self, streams: list[tuple[str, str, str, float | None, int]],
+                    drops: list[tuple[str, str, int, str]]) -> None:  # (.., new drops, ..)
+        """Record each stream's state, and add newly dropped frames to the lasting counts."""
+        now = self.clock()
+        with self.transaction():
+            self.db.executemany("INSERT OR REPLACE INTO health VALUES (?, ?, ?, ?, ?, ?)",
+                                [(*row, now) for row in streams])
+            self.db.executemany(
+                "INSERT INTO drops VALUES (?, ?, ?, ?) ON CONFLICT (source, reason) DO UPDATE "
+                "SET count = count + excluded.count, example = excluded.example", drops)
 
     # --- housekeeping ----------------------------------------------------------------------
 

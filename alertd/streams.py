@@ -51,7 +51,10 @@ class Stream:
         self.source = protocol.source
         self.attempts = 0
         self.connects = 0
+        self.state = "starting"
         self.last_frame_at: float | None = None
+        self.last_frame_wall: float | None = None
+        self.heartbeat = clock()
         self._stopping = threading.Event()
         self._conn: wsclient.Connection | None = None
         self._down_reported = False
@@ -81,6 +84,8 @@ class Stream:
         name = self.source.key
         while not self._stopping.is_set():
             self.attempts += 1
+            self.state = "connecting"
+            self.heartbeat = self._clock()
             try:
                 conn = self._connect(self.protocol.url, self.settings.connect_timeout)
             except wsclient.HandshakeRejected as exc:
@@ -111,13 +116,16 @@ class Stream:
                 self._last_error = reason
             delay = self.backoff(failures)
             failures += 1
+            self.state = "reconnecting"
             log.warning("%s: %s; reconnecting in %.1f s", name, self._last_error, delay)
             self._wait(delay, down_since)
+        self.state = "stopped"
         log.info("%s: stopped", name)
 
     def _refused(self, reason: str, down_since: float) -> None:
         delay = self.settings.refused_backoff * (0.75 + self._rng() / 2)
         self._last_error = reason
+        self.state = "rejected"
         log.error("%s: %s; trying again in %.0f s", self.source.key, reason, delay)
         self.pipeline.stream_status(self.source, "rejected", reason)
         self._down_reported = True
@@ -127,7 +135,7 @@ class Stream:
         """Sleep before the next attempt, reporting the account down once it has been long."""
         deadline = self._clock() + delay
         while not self._stopping.is_set():
-            now = self._clock()
+            now = self.heartbeat = self._clock()
             if not self._down_reported and now - down_since >= self.settings.down_after:
                 self._down_reported = True
                 reason = (f"{self.source.exchange} account {self.source.account} "
@@ -149,6 +157,7 @@ class Stream:
         while not self._stopping.is_set():
             if not announced and protocol.ready():
                 announced = True
+                self.state = "connected"
                 log.info("%s: connected to %s", src.key, protocol.url)
                 if self._down_reported:
                     log.info("%s: back after being reported down", src.key)
@@ -160,7 +169,7 @@ class Stream:
                 raw = conn.recv(s.tick)
             except wsclient.TransportError as exc:
                 return f"disconnected ({exc})"
-            now = self._clock()
+            now = self.heartbeat = self._clock()
             if raw is None:
                 self.pipeline.flush()
                 if now - last_frame >= s.idle_timeout:
@@ -177,12 +186,13 @@ class Stream:
                         return f"disconnected ({exc})"
                 continue
             last_frame = self.last_frame_at = now
+            self.last_frame_wall = time.time()
             if not raw:
                 continue
             try:
                 frame = decode(raw)
             except Drop as drop:
-                self.pipeline.drops.add(src, drop)
+                self.pipeline.drop(src, drop)
                 continue
             if not protocol.control(frame):
                 self.pipeline.frame(src, frame)

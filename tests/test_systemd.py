@@ -40,5 +40,5 @@ def test_unit_is_hardened(unit):
 def test_unit_keeps_secrets_out_of_the_config():
     text = UNIT.read_text()
     for line in ("DynamicUser=yes", "StateDirectory=alertd", "ProtectSystem=strict",
-                 "LoadCredential=DELTADEFI_API_KEY:"):
+                 "LoadCredential=DELTADEFI_API_KEY:", "Type=notify", "WatchdogSec=", "ExecReload="):
         assert line in text

@@ -1,0 +1,63 @@
+"""`alertd status`: what the running agent last recorded in its state file.
+
+It only reads, so it is safe next to a running agent (SQLite WAL lets readers in).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+
+def _ago(ts: float | None, now: float) -> str:
+    if ts is None:
+        return "never"
+    when = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return f"{when} ({now - ts:.0f} s ago)"
+
+
+def report(state_path: Path, out: TextIO = sys.stdout, now: float | None = None) -> int:
+    """Print streams, outbox counts and dropped frames; 1 if there is no state file yet."""
+    if not state_path.is_file():
+        print(f"{state_path}: no state file yet; has alertd run with this config?", file=out)
+        return 1
+    now = time.time() if now is None else now
+    db = sqlite3.connect(f"file:{state_path}?mode=ro", uri=True)
+    try:
+        health = db.execute("SELECT source, exchange, state, last_frame, connects, updated "
+                            "FROM health ORDER BY source").fetchall()
+        outbox = db.execute("SELECT notifier, status, COUNT(*) FROM outbox "
+                            "GROUP BY notifier, status ORDER BY notifier").fetchall()
+        drops = db.execute("SELECT source, reason, count, example FROM drops "
+                           "ORDER BY source, reason").fetchall()
+    finally:
+        db.close()
+    updated = max((row[5] for row in health), default=None)
+    print(f"state: {state_path}, last written by alertd: {_ago(updated, now)}", file=out)
+    if updated is not None and now - updated > 60:
+        print("  (not updated for over a minute: is alertd running?)", file=out)
+    print("streams:", file=out)
+    for source, exchange, state, last_frame, connects, _ in health:
+        print(f"  {source:<24} {exchange:<10} {state:<13} last frame {_ago(last_frame, now)}, "
+              f"{connects} connects", file=out)
+    if not health:
+        print("  none recorded yet", file=out)
+    print("outbox (alerts per notifier):", file=out)
+    counts: dict[str, dict[str, int]] = {}
+    for notifier, status, n in outbox:
+        counts.setdefault(notifier, {"pending": 0, "delivered": 0, "dead": 0})[status] = n
+    for notifier, c in counts.items():
+        print(f"  {notifier:<24} pending {c['pending']:<6} delivered {c['delivered']:<8} "
+              f"dead {c['dead']}", file=out)
+    if not counts:
+        print("  no alerts yet", file=out)
+    print("rejected frames:", file=out)
+    for source, reason, n, example in drops:
+        print(f"  {source:<24} {reason:<15} {n:<8} e.g. {example}", file=out)
+    if not drops:
+        print("  none", file=out)
+    return 0
