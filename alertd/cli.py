@@ -100,7 +100,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from alertd.status import report
 
     try:
-        config = load_config(find_config(args.config))
+        config = load_config(find_config(args.config), secrets=False)
     except LoadError as exc:
         return _report(exc)
     return report(config.state_path)

@@ -94,8 +94,9 @@ def default_state_path(env: Mapping[str, str] | None = None) -> Path:
 class _Expander:
     """Expands ${NAME} in one file's strings, recording problems instead of stopping."""
 
-    def __init__(self, path: Path, env: Mapping[str, str], problems: list[Problem]) -> None:
-        self.path, self.env, self.problems = path, env, problems
+    def __init__(self, path: Path, env: Mapping[str, str], problems: list[Problem],
+                 secrets: bool = True) -> None:
+        self.path, self.env, self.problems, self.secrets = path, env, problems, secrets
 
     def __call__(self, value: Any, line: int) -> Any:
         if not isinstance(value, str) or "${" not in value:
@@ -109,6 +110,8 @@ class _Expander:
                 cred = Path(creds) / name if creds else None
                 if cred is not None and cred.is_file():
                     secret = cred.read_text(encoding="utf-8").strip()
+            if secret is None and not self.secrets:
+                return "unset"
             if secret is None:
                 self.problems.append(Problem(
                     self.path, line, f"${{{name}}} is not set; export {name}=... or provide it "
@@ -120,15 +123,19 @@ class _Expander:
         return _VAR.sub(sub, value)
 
 
-def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
-    """Read and check the config file; every problem is reported with its line."""
+def load_config(path: Path, env: Mapping[str, str] | None = None,
+                secrets: bool = True) -> Config:
+    """Read and check the config file; every problem is reported with its line.
+
+    `secrets=False` tolerates unset ${NAME}s, for commands that connect and send nothing.
+    """
     env = os.environ if env is None else env
     data = load_yaml(path)
     problems: list[Problem] = []
     if not isinstance(data, LDict):
         raise LoadError([Problem(path, getattr(data, "line", 1),
                                  "the config must be a mapping with 'accounts' and 'notifiers'")])
-    expand = _Expander(path, env, problems)
+    expand = _Expander(path, env, problems, secrets)
     for key in data:
         if key not in _TOP_KEYS:
             problems.append(Problem(path, data.line_of(key), f"unknown key '{key}'; "

@@ -100,7 +100,7 @@ class Stream:
                 self._conn = conn
                 self.connects += 1
                 try:
-                    reason = self._session(conn)
+                    reason, answered = self._session(conn)
                 except SubscriptionRefused as exc:
                     conn.abort()
                     self._refused(str(exc), self._clock())
@@ -112,7 +112,8 @@ class Stream:
                     break
                 if self._clock() - up_at >= self.settings.stable_after:
                     failures = 0
-                down_since = self._clock()
+                if answered:  # a socket that never answered was never up
+                    down_since = self._clock()
                 self._last_error = reason
             delay = self.backoff(failures)
             failures += 1
@@ -147,15 +148,25 @@ class Stream:
                 return
             self._stopping.wait(min(self.settings.tick, deadline - now))
 
-    def _session(self, conn: wsclient.Connection) -> str:
-        """Read until the socket breaks; returns why it ended."""
+    def _session(self, conn: wsclient.Connection) -> tuple[str, bool]:
+        """Read until the socket breaks; returns why it ended and whether it ever answered.
+
+        A socket counts as up only once something came back (SoDEX acks; for DeltaDeFi the
+        pong to the ping sent at once), so a server that accepts and then says nothing is
+        neither announced nor allowed to hide that the account is unreachable.
+        """
         s, protocol, src = self.settings, self.protocol, self.source
-        for message in protocol.opening():
-            conn.send(message)
+        try:
+            for message in protocol.opening():
+                conn.send(message)
+            if not protocol.app_ping:
+                conn.ping()
+        except wsclient.TransportError as exc:
+            return f"disconnected ({exc})", False
         opened = last_frame = last_sent = self._clock()
-        announced = False
+        announced = answered = False
         while not self._stopping.is_set():
-            if not announced and protocol.ready():
+            if not announced and answered and protocol.ready():
                 announced = True
                 self.state = "connected"
                 log.info("%s: connected to %s", src.key, protocol.url)
@@ -164,16 +175,16 @@ class Stream:
                 self._down_reported = False
                 self.pipeline.stream_status(src, "connected", f"connected to {protocol.url}")
             if not announced and self._clock() - opened > s.ack_timeout:
-                return f"subscriptions not acknowledged within {s.ack_timeout:.0f} s"
+                return f"no answer within {s.ack_timeout:.0f} s of connecting", answered
             try:
                 raw = conn.recv(s.tick)
             except wsclient.TransportError as exc:
-                return f"disconnected ({exc})"
+                return f"disconnected ({exc})", answered
             now = self.heartbeat = self._clock()
             if raw is None:
                 self.pipeline.flush()
                 if now - last_frame >= s.idle_timeout:
-                    return f"no frame for {now - last_frame:.0f} s"
+                    return f"no frame for {now - last_frame:.0f} s", answered
                 if now - max(last_frame, last_sent) >= s.ping_every:
                     last_sent = now
                     message = protocol.idle_message()
@@ -183,8 +194,9 @@ class Stream:
                         else:
                             conn.ping()
                     except wsclient.TransportError as exc:
-                        return f"disconnected ({exc})"
+                        return f"disconnected ({exc})", answered
                 continue
+            answered = True
             last_frame = self.last_frame_at = now
             self.last_frame_wall = time.time()
             if not raw:
@@ -196,4 +208,4 @@ class Stream:
                 continue
             if not protocol.control(frame):
                 self.pipeline.frame(src, frame)
-        return "stopping"
+        return "stopping", answered

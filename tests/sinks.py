@@ -73,9 +73,9 @@ class HttpSink:
 class SmtpSink:
     """An aiosmtpd server; `messages` holds each received mail as text."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None) -> None:
         self.messages: list[str] = []
-        self.port = free_port()
+        self.port = port or free_port()
         sink = self
 
         class Handler:
@@ -96,3 +96,53 @@ class SmtpSink:
 
     def __exit__(self, *exc) -> None:
         self.controller.stop()
+
+
+class BlackHole:
+    """Completes the WebSocket handshake, then never sends or answers anything."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.accepted = 0
+        self._conns: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.sock.getsockname()[1]}/accounts/stream"
+
+    def _serve(self) -> None:
+        import base64
+        import hashlib
+
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                request += chunk
+            key = next((line.split(":", 1)[1].strip() for line in
+                        request.decode("latin-1").split("\r\n")
+                        if line.lower().startswith("sec-websocket-key")), "")
+            accept = base64.b64encode(hashlib.sha1(
+                (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+            conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                          f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").encode())
+            self.accepted += 1
+            self._conns.append(conn)
+
+    def __enter__(self) -> BlackHole:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.sock.close()
+        for conn in self._conns:
+            conn.close()
