@@ -8,7 +8,9 @@ This is the only module that imports websockets (the server side).
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
 import socket
 import threading
@@ -21,6 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 @dataclass(eq=False)
@@ -37,6 +41,27 @@ class _Client:
             return True
         except (ConnectionClosed, OSError):
             return False
+
+
+def raw_handshake(conn: socket.socket) -> str:
+    """Answer a WebSocket upgrade on a plain socket by hand; returns the requested path.
+
+    For servers that must control every byte afterwards (a benchmark blasting pre-encoded
+    frames, a peer that goes silent), where a library would answer pings on its own.
+    """
+    request = b""
+    while b"\r\n\r\n" not in request:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        request += chunk
+    lines = request.decode("latin-1").split("\r\n")
+    key = next((line.split(":", 1)[1].strip() for line in lines
+                if line.lower().startswith("sec-websocket-key")), "")
+    accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+    conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                  f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").encode())
+    return lines[0].split(" ")[1] if " " in lines[0] else "/"
 
 
 def deltadefi_key(api_key: str) -> str:

@@ -9,8 +9,6 @@ the clients' own. Run: python benchmarks/throughput.py [--frames N]
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import io
 import json
 import multiprocessing
@@ -26,9 +24,9 @@ import websocket
 from alertd.agent import Agent
 from alertd.config import Account, Config
 from alertd.rules import load_rules
+from alertd.simulator import raw_handshake
 from alertd.streams import StreamSettings
 
-GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SYMBOLS = [f"SYM{i}USDM" for i in range(20)]
 KEY = "bench-key-0000"
 
@@ -78,19 +76,7 @@ def serve(sock: socket.socket, blobs: dict[str, bytes]) -> None:
     """Per connection: handshake, then the blob for its path (?n=...), then a close frame."""
     while True:
         conn, _ = sock.accept()
-        request = b""
-        while b"\r\n\r\n" not in request:
-            chunk = conn.recv(4096)
-            if not chunk:
-                break
-            request += chunk
-        lines = request.decode("latin-1").split("\r\n")
-        path = lines[0].split(" ")[1]
-        key = next(line.split(":", 1)[1].strip() for line in lines
-                   if line.lower().startswith("sec-websocket-key"))
-        accept = base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
-        conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                      f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").encode())
+        path = raw_handshake(conn)
         blob = blobs.get(path.split("?")[0].rsplit("/", 1)[-1], b"")
         try:
             conn.sendall(blob + ws_frame(b"\x03\xe8", 0x8))

@@ -114,27 +114,14 @@ class BlackHole:
         return f"ws://127.0.0.1:{self.sock.getsockname()[1]}/accounts/stream"
 
     def _serve(self) -> None:
-        import base64
-        import hashlib
+        from alertd.simulator import raw_handshake
 
         while True:
             try:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            request = b""
-            while b"\r\n\r\n" not in request:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    break
-                request += chunk
-            key = next((line.split(":", 1)[1].strip() for line in
-                        request.decode("latin-1").split("\r\n")
-                        if line.lower().startswith("sec-websocket-key")), "")
-            accept = base64.b64encode(hashlib.sha1(
-                (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
-            conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                          f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").encode())
+            raw_handshake(conn)
             self.accepted += 1
             self._conns.append(conn)
 
