@@ -152,6 +152,12 @@ class Agent:
         self.pipeline.rules = rules
         if config.notifiers != self.config.notifiers or set(notifiers) != set(self.workers):
             old = self.workers
+            counts = Outbox(self.store).counts()
+            for name in sorted(set(old) - set(notifiers)):
+                pending = counts.get(name, {}).get("pending", 0)
+                if pending:
+                    log.warning("notifier %s was removed with %d alerts pending; they stay in "
+                                "the state file and go out if it comes back", name, pending)
             self._stop_workers(old, time.monotonic() + 10)
             self.workers = self._workers(notifiers)
             for worker in self.workers.values():

@@ -7,10 +7,14 @@ restart neither repeats nor forgets an alert.
 
 from __future__ import annotations
 
+import logging
+
 from alertd.events import Event
 from alertd.outbox import Alert
 from alertd.rules import Rule, RuleSet
 from alertd.store import Store
+
+log = logging.getLogger("alertd")
 
 
 def evaluate(event: Event, rules: RuleSet, store: Store) -> list[Alert]:
@@ -45,6 +49,12 @@ def _edge(rule: Rule, event: Event, store: Store) -> bool:
 
 
 def render(rule: Rule, event: Event) -> Alert:
+    """The alert's text; should a template ever fail, the raw fields go out instead."""
+    try:
+        title, body = rule.title.render(event.fields), rule.message.render(event.fields)
+    except Exception as exc:
+        log.exception("rule %s: template failed (%s); sending the raw fields", rule.name, exc)
+        title = f"{rule.name}: {event.kind} on {event.account}"
+        body = ", ".join(f"{k}={v}" for k, v in event.fields.items())
     return Alert(rule=rule.name, kind=event.kind, account=event.account, severity=rule.severity,
-                 title=rule.title.render(event.fields), body=rule.message.render(event.fields),
-                 notify=rule.notify)
+                 title=title, body=body, notify=rule.notify)

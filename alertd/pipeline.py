@@ -159,8 +159,10 @@ class Pipeline:
             return
         alert = Alert(rule="alertd", kind="system", account="-", severity=severity, title=title,
                       body=body, notify=notify)
-        with self.store.transaction():
-            self.outbox.add(alert)
+        with self.store.lock:
+            with self.store.transaction():
+                self.outbox.add(alert)
+            self.store.flush(durable=True)
         log.info("alert alertd [%s] %s: %s", ",".join(notify), title, body)
         if self.on_queued is not None:
             self.on_queued(notify)
@@ -184,7 +186,7 @@ class Pipeline:
                             self.outbox.add(alert)
                             alerts.append(alert)
             if alerts:
-                self.store.flush()
+                self.store.flush(durable=True)
         if alerts:
             self.alerts += len(alerts)
             for alert in alerts:

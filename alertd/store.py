@@ -6,6 +6,7 @@ record a fill as seen without its alert being queued, nor queue an alert twice.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -67,6 +68,7 @@ class Store:
         self._orders: dict[tuple[str, str], tuple[str | None, Decimal | None, Decimal]] = {}
         self._fills: set[tuple[str, str]] = set()
         self._dirty: dict[tuple[str, str], tuple[object, ...]] = {}
+        self._wal = None if str(path) == ":memory:" else f"{path}-wal"
 
     def close(self) -> None:
         with self.lock:
@@ -102,13 +104,30 @@ class Store:
                     not defer or time.monotonic() - self._open_since >= GROUP_COMMIT):
                 self.flush()
 
-    def flush(self) -> None:
-        """Commit what deferred transactions wrote; cheap when nothing is pending."""
+    def flush(self, durable: bool = False) -> None:
+        """Commit what deferred transactions wrote; cheap when nothing is pending.
+
+        `durable` also forces the commit to disk (as synchronous=FULL would, which SQLite will
+        not switch to inside a transaction): used for commits that carry alerts, so that not
+        even a power cut loses one; alert-less state keeps the cheaper NORMAL commit.
+        """
         with self.lock:
             if self._open_since is not None and self._depth == 0:
                 self._write_orders()
                 self.db.execute("COMMIT")
                 self._open_since = None
+                if durable and self._wal is not None:
+                    self._sync_wal()
+
+    def _sync_wal(self) -> None:
+        try:
+            fd = os.open(self._wal, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _write_orders(self) -> None:
         """Order rows are written behind, once per commit however often an order changed."""

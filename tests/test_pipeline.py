@@ -199,3 +199,20 @@ def test_snapshot_after_the_first_connection_announces_what_is_new(rules, tmp_pa
     other = {**sx_order("NEW", "0"), "i": 7002}
     assert alerts(p, SPOT, sx("accountOrderUpdate", [sx_order("NEW", "0"), other],
                               kind="snapshot")) == [("orders", "open")]
+
+
+def test_a_template_that_fails_still_delivers_the_raw_fields(rules, tmp_path):
+    import dataclasses
+
+    from alertd.rules import RuleSet
+
+    class Broken:
+        def render(self, values):
+            raise RuntimeError("boom")
+
+    broken = RuleSet(dataclasses.replace(r, title=Broken()) if r.name == "low-ada" else r
+                     for r in rules.rules)
+    p = Pipeline(broken, Store(tmp_path / "s.db"))
+    [alert] = p.raw(MAIN, dd_balance("100"))
+    assert alert.title == "low-ada: balance on main"
+    assert "asset=ada" in alert.body and "free=100" in alert.body
