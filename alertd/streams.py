@@ -59,7 +59,7 @@ class Stream:
         self._conn: wsclient.Connection | None = None
         self._down_reported = False
         self._last_error = "not connected yet"
-        self._thread = threading.Thread(target=self._run, name=f"stream-{self.source.key}",
+        self._thread = threading.Thread(target=self._guarded, name=f"stream-{self.source.key}",
                                         daemon=True)
 
     def start(self) -> None:
@@ -77,6 +77,20 @@ class Stream:
     def backoff(self, failures: int) -> float:
         s = self.settings
         return min(s.backoff_max, s.backoff_first * 2 ** failures) * (0.5 + self._rng())
+
+    def _guarded(self) -> None:
+        """A bug in the loop must not end the stream for good: log it and start over."""
+        while not self._stopping.is_set():
+            try:
+                self._run()
+            except Exception:
+                log.exception("%s: stream loop failed; starting it again in 5 s",
+                              self.source.key)
+                if self._conn is not None:
+                    self._conn.abort()
+                    self._conn = None
+                self._stopping.wait(5)
+        self.state = "stopped"
 
     def _run(self) -> None:
         failures = 0
