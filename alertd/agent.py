@@ -7,6 +7,7 @@ it is ready, proves progress to the watchdog, reloads on SIGHUP and stops cleanl
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -149,8 +150,12 @@ class Agent:
         if config.state_path != self.config.state_path:
             log.warning("the state file changed to %s; that takes a restart, the current one "
                         "stays in use", config.state_path)
+            config = dataclasses.replace(config, state_path=self.config.state_path)
         self.pipeline.rules = rules
-        if config.notifiers != self.config.notifiers or set(notifiers) != set(self.workers):
+        old_config, self.config = self.config, config
+        if (config.notifiers, config.delivery_max_age) != (
+                old_config.notifiers, old_config.delivery_max_age) \
+                or set(notifiers) != set(self.workers):
             old = self.workers
             counts = Outbox(self.store).counts()
             for name in sorted(set(old) - set(notifiers)):
@@ -162,12 +167,15 @@ class Agent:
             self.workers = self._workers(notifiers)
             for worker in self.workers.values():
                 worker.start()
-        if config.accounts != self.config.accounts:
+        if (config.accounts, config.stream_down_after) != (
+                old_config.accounts, old_config.stream_down_after):
+            self.settings = dataclasses.replace(self.settings,
+                                                down_after=config.stream_down_after)
             self._stop_streams(self.streams, time.monotonic() + 10)
             self.streams = self._streams(config)
             for stream in self.streams:
                 stream.start()
-        self.config, self.rules = config, rules
+        self.rules = rules
         log.info("reloaded: %s, %d streams, notifiers: %s", rules.summary(), len(self.streams),
                  ", ".join(self.workers))
         return True

@@ -347,3 +347,36 @@ def test_world_readable_config_with_a_literal_secret_is_warned_about(tmp_path, s
     cfg.chmod(0o600)
     assert main(["check", "--rules", str(rules_dir), "--config", str(cfg)]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_reload_picks_up_new_notifiers_and_stream_settings(tmp_path, sim, rules_dir):
+    from alertd.agent import Agent
+    from alertd.config import load_config
+    from alertd.notify import build_notifiers
+    from alertd.rules import load_rules
+
+    env = {"TEST_DD_KEY": API_KEY}
+    with HttpSink() as first, HttpSink() as second:
+        cfg = agent_config(tmp_path, sim, {"hook": first.url}, markets="[spot]")
+
+        def load():
+            config = load_config(cfg, env=env)
+            rules = load_rules(rules_dir, config.notifiers, [a.name for a in config.accounts])
+            return config, rules, build_notifiers(config.notifiers, config.path)
+
+        agent = Agent(*load(), settings=FAST, loader=load)
+        agent.start()
+        try:
+            assert sim.wait_ready(DD)
+            cfg.write_text(cfg.read_text().replace(f'hook: "{first.url}"',
+                                                   f'hook: "{second.url}"')
+                           .replace("stream_down_after: 1", "stream_down_after: 7"))
+            assert agent.reload()
+            assert agent.settings.down_after == 7 and all(
+                s.settings.down_after == 7 for s in agent.streams)
+            assert sim.wait_ready(DD, connects=2)  # streams rebuilt with the new settings
+            sim.push_deltadefi(API_KEY, dd_balance("100"))
+            assert wait_for(lambda: second.posts, 10)
+        finally:
+            agent.stop(timeout=5)
+    assert first.posts == [] and second.titles() == ["low 100"]
