@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -18,7 +19,7 @@ import schedule
 from alertd import sdnotify
 from alertd.config import Config
 from alertd.delivery import DeliveryWorker
-from alertd.errors import LoadError
+from alertd.errors import LoadError, Problem
 from alertd.notify import Notifier
 from alertd.outbox import Delivery, Outbox
 from alertd.pipeline import Pipeline
@@ -36,6 +37,16 @@ STALL = 60.0
 """A stream or worker whose loop has not turned for this long is stuck: no watchdog ping."""
 
 
+def open_store(config: Config, clock: Callable[[], float]) -> Store:
+    """The state file, or a LoadError that says which one and how to fix it."""
+    try:
+        return Store(config.state_path, clock=clock)
+    except (OSError, sqlite3.Error) as exc:
+        raise LoadError([Problem(config.path, config.state_line, (
+            f"cannot open the state file {config.state_path} ({exc}); set 'state:' to a "
+            "writable path, or run under systemd with StateDirectory=alertd"))]) from None
+
+
 class Agent:
     """A running alertd: call `start()`, later `stop()`; `run()` does both around a wait."""
 
@@ -46,7 +57,7 @@ class Agent:
         self.config, self.rules = config, rules
         self.settings = settings or StreamSettings(down_after=config.stream_down_after)
         self._connect, self._clock, self._loader = connect, clock, loader
-        self.store = Store(config.state_path, clock=clock)
+        self.store = open_store(config, clock)
         self.pipeline = Pipeline(rules, self.store, on_queued=self._wake, clock=clock)
         self.workers = self._workers(notifiers)
         self.streams = self._streams(config)

@@ -79,9 +79,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         config, rules, notifiers = load()
+        agent = Agent(config, rules, notifiers, loader=load)
     except LoadError as exc:
         return _report(exc)
-    agent = Agent(config, rules, notifiers, loader=load)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:

@@ -60,6 +60,7 @@ class Config:
     delivery_max_age: float = 24 * 3600.0
     notifier_lines: dict[str, int] = field(default_factory=dict, compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    state_line: int = field(default=1, compare=False)
 
 
 def config_candidates(env: Mapping[str, str] | None = None) -> list[Path]:
@@ -150,7 +151,8 @@ def load_config(path: Path, env: Mapping[str, str] | None = None,
         raise LoadError(problems)
     return Config(path=path, accounts=tuple(accounts), notifiers=notifiers, state_path=state_path,
                   stream_down_after=down_after, delivery_max_age=max_age,
-                  notifier_lines=notifier_lines, warnings=_exposure(path, data))
+                  notifier_lines=notifier_lines, warnings=_exposure(path, data),
+                  state_line=data.line_of("state"))
 
 
 def _exposure(path: Path, data: LDict) -> tuple[str, ...]:

@@ -181,3 +181,15 @@ def test_check_runs_as_a_command_without_traceback(env, tmp_path):
 ])
 def test_condition_semantics(when, fields, expected):
     assert compile_when(when, fields_of("fill")) (fields) is expected
+
+
+def test_run_with_an_unwritable_state_file_says_so_without_traceback(env, capsys, tmp_path):
+    cfg, rules = env
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    cfg.write_text(cfg.read_text() + f"state: {blocker}/state.db\n")
+    rc = main(["--rules", str(rules), "--config", str(cfg)])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert f"{cfg}:12: cannot open the state file {blocker}/state.db" in err
+    assert "set 'state:' to a writable path" in err and "Traceback" not in err
