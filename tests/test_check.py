@@ -191,5 +191,5 @@ def test_run_with_an_unwritable_state_file_says_so_without_traceback(env, capsys
     rc = main(["--rules", str(rules), "--config", str(cfg)])
     err = capsys.readouterr().err
     assert rc == 1
-    assert f"{cfg}:12: cannot open the state file {blocker}/state.db" in err
+    assert f"{cfg}:11: cannot open the state file {blocker}/state.db" in err
     assert "set 'state:' to a writable path" in err and "Traceback" not in err
