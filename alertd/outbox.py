@@ -45,26 +45,28 @@ class Outbox:
     def add(self, alert: Alert) -> None:
         """Queue an alert for each of its notifiers; call inside the caller's transaction."""
         now = self.store.clock()
-        self.store.db.executemany(
-            "INSERT INTO outbox (created, notifier, rule, kind, account, severity, title, body, "
-            "next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(now, name, alert.rule, alert.kind, alert.account, alert.severity, alert.title,
-              alert.body, now) for name in alert.notify])
+        for name in alert.notify:
+            cur = self.store.db.execute(
+                "INSERT INTO outbox (created, notifier, rule, kind, account, severity, title, "
+                "body, next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (now, name, alert.rule, alert.kind, alert.account, alert.severity, alert.title,
+                 alert.body, now))
+            self.store.note_alert(cur.lastrowid or 0, name)
 
     def due(self, notifier: str, limit: int = 20) -> list[Delivery]:
-        """Pending deliveries whose time has come, oldest first."""
+        """Pending deliveries whose time has come, oldest first; committed ones only."""
         with self.store.lock:
             rows = self.store.db.execute(
                 "SELECT id, notifier, rule, severity, title, body, attempts, created FROM outbox "
-                "WHERE notifier=? AND status='pending' AND next_at<=? ORDER BY id LIMIT ?",
-                (notifier, self.store.clock(), limit)).fetchall()
+                "WHERE notifier=? AND status='pending' AND next_at<=? AND id<=? ORDER BY id "
+                "LIMIT ?", (notifier, self.store.clock(), self.store.visible_id, limit)).fetchall()
         return [Delivery(*row) for row in rows]
 
     def next_due(self, notifier: str) -> float | None:
         with self.store.lock:
             row = self.store.db.execute(
-                "SELECT MIN(next_at) FROM outbox WHERE notifier=? AND status='pending'",
-                (notifier,)).fetchone()
+                "SELECT MIN(next_at) FROM outbox WHERE notifier=? AND status='pending' AND id<=?",
+                (notifier, self.store.visible_id)).fetchone()
         return row[0]
 
     def delivered(self, delivery_id: int) -> None:

@@ -100,6 +100,7 @@ class Pipeline:
         self.drops = DropLog()
         self.bursts = BurstWatch(time.monotonic)
         self.on_queued = on_queued
+        store.on_commit = self._committed
         self.clock = clock
         self.frames = 0
         self.alerts = 0
@@ -160,13 +161,9 @@ class Pipeline:
             return
         alert = Alert(rule="alertd", kind="system", account="-", severity=severity, title=title,
                       body=body, notify=notify)
-        with self.store.lock:
-            with self.store.transaction(defer=True):
-                self.outbox.add(alert)
-            self.store.flush(durable=True)
+        with self.store.transaction():
+            self.outbox.add(alert)
         log.info("alert alertd [%s] %s: %s", ",".join(notify), title, body)
-        if self.on_queued is not None:
-            self.on_queued(notify)
 
     def flush(self) -> None:
         """Commit state changes that raised no alert (the sources call this when idle)."""
@@ -179,20 +176,23 @@ class Pipeline:
     def observe(self, src: Source, observations: list[Observation],
                 snapshot: bool = False) -> list[Alert]:
         alerts: list[Alert] = []
-        with self.store.lock:  # an alert is committed before a delivery worker can read it
-            with self.store.transaction(defer=True):
-                for obs in observations:
-                    for event in self.detector.observe(src, obs, snapshot):
-                        for alert in evaluate(event, self.rules, self.store):
-                            self.outbox.add(alert)
-                            alerts.append(alert)
-            if alerts:
-                self.store.flush(durable=True)
+        with self.store.transaction(defer=True):
+            for obs in observations:
+                for event in self.detector.observe(src, obs, snapshot):
+                    for alert in evaluate(event, self.rules, self.store):
+                        self.outbox.add(alert)
+                        alerts.append(alert)
         if alerts:
             self.alerts += len(alerts)
             for alert in alerts:
                 log.info("alert %s [%s] %s: %s", alert.rule, ",".join(alert.notify), alert.title,
                          alert.body)
-            if self.on_queued is not None:
-                self.on_queued({name for alert in alerts for name in alert.notify})
         return alerts
+
+    def _committed(self, notifiers: set[str]) -> None:
+        if self.on_queued is not None:
+            self.on_queued(notifiers)
+
+    def flush_due_in(self) -> float | None:
+        """Seconds until queued work must be committed; sources wait no longer than this."""
+        return self.store.flush_due_in()

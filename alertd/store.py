@@ -1,7 +1,9 @@
 """SQLite state: what detection remembers and the outbox, in one file and one transaction.
 
 A frame's state changes and the alerts they cause commit together, so a crash can never
-record a fill as seen without its alert being queued, nor queue an alert twice.
+record a fill as seen without its alert being queued, nor queue an alert twice. Commits are
+grouped: alert-less state within GROUP_COMMIT, alerts within ALERT_COMMIT, and a commit that
+holds alerts is forced to disk before any worker may read them (`visible_id`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 SCHEMA_VERSION = 1
 GROUP_COMMIT = 0.05
+ALERT_COMMIT = 0.005
 ORDER_CACHE = 50_000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -69,6 +72,12 @@ class Store:
         self._fills: set[tuple[str, str]] = set()
         self._dirty: dict[tuple[str, str], tuple[object, ...]] = {}
         self._wal = None if str(path) == ":memory:" else f"{path}-wal"
+        self.visible_id: int = self.db.execute(
+            "SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()[0]
+        self._alert_id = 0
+        self._alert_since: float | None = None
+        self._alert_notify: set[str] = set()
+        self.on_commit: Callable[[set[str]], None] | None = None
 
     def close(self) -> None:
         with self.lock:
@@ -79,9 +88,10 @@ class Store:
     def transaction(self, defer: bool = False) -> Iterator[None]:
         """Writes inside commit together; re-entrant within the lock.
 
-        With `defer`, the commit may wait up to GROUP_COMMIT seconds so that following frames
-        share it; callers defer only work that raised no alert (alerts are flushed at once), so
-        an error rolls back at most that much alert-less state, which the next frame restates.
+        With `defer`, the commit may wait (GROUP_COMMIT, or ALERT_COMMIT once an alert is in
+        it) so that following frames share it. An error rolls the whole open transaction back:
+        at most that much state, whose alerts no worker could see yet and which the next frame
+        restates.
         """
         with self.lock:
             if self._open_since is None:
@@ -98,26 +108,52 @@ class Store:
                     self._orders.clear()
                     self._fills.clear()
                     self._dirty.clear()
+                    self._alert_id, self._alert_since = 0, None
+                    self._alert_notify = set()
                 raise
             self._depth -= 1
-            if self._depth == 0 and (
-                    not defer or time.monotonic() - self._open_since >= GROUP_COMMIT):
+            if self._depth == 0 and (not defer or self.flush_due_in() == 0.0):
                 self.flush()
 
-    def flush(self, durable: bool = False) -> None:
+    def note_alert(self, row_id: int, notifier: str) -> None:
+        """An outbox row was written in the open transaction; it becomes visible at commit."""
+        self._alert_id = max(self._alert_id, row_id)
+        self._alert_notify.add(notifier)
+        if self._alert_since is None:
+            self._alert_since = time.monotonic()
+
+    def flush_due_in(self) -> float | None:
+        """Seconds until the open transaction should be committed (None: nothing open)."""
+        if self._open_since is None:
+            return None
+        now = time.monotonic()
+        due = self._open_since + GROUP_COMMIT
+        if self._alert_since is not None:
+            due = min(due, self._alert_since + ALERT_COMMIT)
+        return max(0.0, due - now)
+
+    def flush(self) -> None:
         """Commit what deferred transactions wrote; cheap when nothing is pending.
 
-        `durable` also forces the commit to disk (as synchronous=FULL would, which SQLite will
-        not switch to inside a transaction): used for commits that carry alerts, so that not
-        even a power cut loses one; alert-less state keeps the cheaper NORMAL commit.
+        A commit holding alerts is also forced to disk (as synchronous=FULL would, which
+        SQLite will not switch to inside a transaction), so not even a power cut loses one;
+        only then do the alerts become visible to the delivery workers, who are told.
         """
         with self.lock:
-            if self._open_since is not None and self._depth == 0:
-                self._write_orders()
-                self.db.execute("COMMIT")
-                self._open_since = None
-                if durable and self._wal is not None:
-                    self._sync_wal()
+            if self._open_since is None or self._depth != 0:
+                return
+            self._write_orders()
+            self.db.execute("COMMIT")
+            self._open_since = None
+            if self._alert_since is None:
+                return
+            if self._wal is not None:
+                self._sync_wal()
+            self.visible_id = max(self.visible_id, self._alert_id)
+            notify, self._alert_notify = self._alert_notify, set()
+            self._alert_id, self._alert_since = 0, None
+            if self.on_commit is not None:
+                self.on_commit(notify)
 
     def _sync_wal(self) -> None:
         try:

@@ -190,8 +190,9 @@ class Stream:
                 self.pipeline.stream_status(src, "connected", f"connected to {protocol.url}")
             if not announced and self._clock() - opened > s.ack_timeout:
                 return f"no answer within {s.ack_timeout:.0f} s of connecting", answered
+            due = self.pipeline.flush_due_in()
             try:
-                raw = conn.recv(s.tick)
+                raw = conn.recv(s.tick if due is None else min(s.tick, max(0.001, due)))
             except wsclient.TransportError as exc:
                 return f"disconnected ({exc})", answered
             now = self.heartbeat = self._clock()
