@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-import logging
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -69,11 +69,19 @@ def build_agent(config_path: Path, rules_dir: Path, env: dict[str, str] | None =
     return Agent(config, rules, notifiers, settings=settings)
 
 
-@pytest.fixture
-def log_text(caplog) -> Iterator[callable]:
-    """Everything logged, formatted the way the CLI formats it (secrets scrubbed)."""
-    from alertd.redact import RedactingFormatter
+@contextmanager
+def running(config_path: Path, rules_dir: Path, **kw):
+    """An in-process agent, started, and stopped however the test ends."""
+    agent = build_agent(config_path, rules_dir, **kw)
+    agent.start()
+    try:
+        yield agent
+    finally:
+        agent.stop(timeout=5)
 
-    caplog.set_level(logging.DEBUG)
-    fmt = RedactingFormatter("%(levelname)s %(name)s %(message)s")
-    yield lambda: "\n".join(fmt.format(r) for r in caplog.records)
+
+@pytest.fixture
+def rules_dir(tmp_path, request) -> Path:
+    """A rules folder holding the test module's RULES."""
+    write(tmp_path / "rules" / "r.yaml", request.module.RULES)
+    return tmp_path / "rules"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from alertd.simulator import deltadefi_key, sodex_key
-from tests.conftest import API_KEY, FAST, USER, agent_config, build_agent, write
+from tests.conftest import API_KEY, FAST, USER, agent_config, build_agent
 from tests.frames import dd_balance, dd_order, dd_points, sx_balances, sx_order, sx_trade
 from tests.sinks import wait_for
 
@@ -41,12 +41,6 @@ rules:
     title: "stream {account} {market} {status}"
     message: "{reason}"
 """
-
-
-@pytest.fixture
-def rules_dir(tmp_path):
-    write(tmp_path / "rules" / "r.yaml", RULES)
-    return tmp_path / "rules"
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 
 from alertd.cli import main
 from alertd.simulator import deltadefi_key, sodex_key
-from tests.conftest import API_KEY, FAST, USER, agent_config, build_agent, write
+from tests.conftest import API_KEY, FAST, USER, agent_config, running, write
 from tests.frames import dd_balance, dd_order, sx_trade
 from tests.sinks import BlackHole, HttpSink, SmtpSink, wait_for
 
@@ -41,12 +41,6 @@ rules:
     title: "stream {account} {market} {status}"
     message: "{reason}"
 """
-
-
-@pytest.fixture
-def rules_dir(tmp_path):
-    write(tmp_path / "rules" / "r.yaml", RULES)
-    return tmp_path / "rules"
 
 
 class AgentProcess:
@@ -177,9 +171,7 @@ def test_smtp_down_then_up_gets_the_mail_once(tmp_path, sim, rules_dir):
         cfg = agent_config(tmp_path, sim, {"hook": hook.url, "mail": smtp.url})
         write(rules_dir / "mail.yaml", "rules:\n  - name: mail\n    on: balance\n"
               "    when: {free: {lt: 500}}\n    notify: [mail]\n    title: \"mail {free}\"\n")
-        agent = build_agent(cfg, rules_dir)
-        agent.start()
-        try:
+        with running(cfg, rules_dir) as agent:
             assert sim.wait_ready(DD)
             sim.push_deltadefi(API_KEY, dd_balance("100"))
             assert wait_for(lambda: agent.workers["mail"].failures >= 1, 10)
@@ -188,16 +180,12 @@ def test_smtp_down_then_up_gets_the_mail_once(tmp_path, sim, rules_dir):
                 wait_for(lambda: False, 1)
                 assert len(up.messages) == 1 and "Subject: mail 100" in up.messages[0]
             assert hook.titles() == ["low 100"]  # the other notifier was not held up
-        finally:
-            agent.stop(timeout=5)
 
 
 def test_silent_sodex_socket_is_replaced_by_the_watchdog(tmp_path, sim, rules_dir, caplog):
     with HttpSink() as sink:
         cfg = agent_config(tmp_path, sim, {"hook": sink.url}, markets="[spot]")
-        agent = build_agent(cfg, rules_dir)
-        agent.start()
-        try:
+        with running(cfg, rules_dir):
             assert sim.wait_ready(SPOT, channels=3)
             sim.silent.add(SPOT)  # acks given; from now on no pong, no data
             assert sim.wait(lambda: sim.connects[SPOT] >= 2, FAST.idle_timeout + 10)
@@ -205,8 +193,6 @@ def test_silent_sodex_socket_is_replaced_by_the_watchdog(tmp_path, sim, rules_di
             assert sim.wait_ready(SPOT, connects=2, channels=3)
             sim.push_sodex(USER, "spot", "accountTrade", sx_trade(77, "0.1"))
             assert wait_for(lambda: "fill vBTC_vUSDC:77" in sink.titles(), 10)
-        finally:
-            agent.stop(timeout=5)
     assert any("no frame for" in r.getMessage() for r in caplog.records)
 
 
@@ -214,16 +200,12 @@ def test_server_that_accepts_then_says_nothing_is_left_and_reported(tmp_path, si
     with BlackHole() as hole, HttpSink() as sink:
         cfg = agent_config(tmp_path, sim, {"hook": sink.url}, markets="[spot]")
         cfg.write_text(cfg.read_text().replace(sim.deltadefi_url, hole.url))
-        agent = build_agent(cfg, rules_dir)
-        agent.start()
-        try:
+        with running(cfg, rules_dir):
             assert wait_for(lambda: hole.accepted >= 2, FAST.ack_timeout * 2 + 10)
             assert wait_for(lambda: "stream main spot disconnected" in sink.titles(), 20)
             post = next(p for p in sink.posts if p["title"] == "stream main spot disconnected")
             assert "main (spot) unreachable for" in post["message"]
             assert "stream main spot connected" not in sink.titles()
-        finally:
-            agent.stop(timeout=5)
 
 
 def test_garbage_between_valid_frames_over_real_sockets(tmp_path, sim, rules_dir):
@@ -248,9 +230,7 @@ def test_garbage_between_valid_frames_over_real_sockets(tmp_path, sim, rules_dir
             garbage.append(b"\xff\xfe" + rnd.randbytes(20))
     with HttpSink() as sink:
         cfg = agent_config(tmp_path, sim, {"hook": sink.url}, markets="[spot]")
-        agent = build_agent(cfg, rules_dir)
-        agent.start()
-        try:
+        with running(cfg, rules_dir) as agent:
             assert sim.wait_ready(DD) and sim.wait_ready(SPOT, channels=3)
             expected = []
             for n, chunk in enumerate(range(0, len(garbage), 300)):
@@ -265,8 +245,6 @@ def test_garbage_between_valid_frames_over_real_sockets(tmp_path, sim, rules_dir
             dropped = sum(agent.pipeline.drops.counts.values())
             assert dropped >= 2 * 1500 - 10
             assert all(s.connects == 1 for s in agent.streams)  # no stream was hurt
-        finally:
-            agent.stop(timeout=5)
     fills = [t for t in sink.titles() if t.startswith("fill")]
     assert sorted(fills) == sorted(expected)
     garbled = [t for t in sink.titles() if t.endswith("invalid_messages")]
@@ -280,15 +258,11 @@ def test_an_alert_given_up_on_is_reported_once_through_the_other_notifiers(tmp_p
         broken.fail_next = 10**6
         cfg = agent_config(tmp_path, sim, {"hook": broken.url, "other": other.url})
         cfg.write_text(cfg.read_text() + "delivery_max_age: 1\n")
-        agent = build_agent(cfg, rules_dir)
-        agent.start()
-        try:
+        with running(cfg, rules_dir):
             assert sim.wait_ready(DD)
             sim.push_deltadefi(API_KEY, dd_balance("100"))
             assert wait_for(lambda: other.posts, 15)
             wait_for(lambda: False, 1)
-        finally:
-            agent.stop(timeout=5)
     assert other.titles() == ["alertd gave up on an alert for hook"]
     assert "'low 100' (rule low) could not be delivered to hook" in other.posts[0]["message"]
     assert outbox(tmp_path / "state.db") == {"dead": 1, "delivered": 1}
@@ -316,17 +290,13 @@ def test_systemd_notify_ready_watchdog_and_stopping(tmp_path, sim, rules_dir, sp
 def test_status_shows_streams_outbox_and_rejected_frames(tmp_path, sim, rules_dir, capsys):
     with HttpSink() as sink:
         cfg = agent_config(tmp_path, sim, {"hook": sink.url}, markets="[spot]")
-        agent = build_agent(cfg, rules_dir)
-        agent.start()
-        try:
+        with running(cfg, rules_dir) as agent:
             assert sim.wait_ready(DD)
             sim.push_deltadefi(API_KEY, dd_balance("100"))
             sim.send_raw(DD, "{not json")
             assert wait_for(lambda: sink.posts, 10)
             assert wait_for(lambda: sum(agent.pipeline.drops.counts.values()) == 1, 10)
             agent.save_health()
-        finally:
-            agent.stop(timeout=5)
     rc = main(["status", "--config", str(cfg)])
     out = capsys.readouterr().out
     assert rc == 0
