@@ -170,7 +170,7 @@ def test_bad_api_key_is_rejected_once_without_a_reconnect_storm_and_never_logged
     assert wait_for(lambda: "stream main spot rejected" in http_sink.titles(), 10)
     wait_for(lambda: False, 3)
     attempts = sim.handshakes[deltadefi_key("sk-wrong-SECRET-9999")]
-    assert 1 <= attempts <= 3  # refused_backoff is 2 s (x0.75..1.25) in these tests
+    assert 1 <= attempts <= 4  # refused_backoff is 2 s (x0.75..1.25): no storm
     post = next(p for p in http_sink.posts if p["title"] == "stream main spot rejected")
     assert post["message"] == "DeltaDeFi refused the API key for account main (HTTP 401)"
     everything = "\n".join([*agent_logs(caplog), *(str(p) for p in http_sink.posts)])
