@@ -99,6 +99,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from alertd.status import report
 
+    if args.state:
+        return report(Path(args.state))
     try:
         config = load_config(find_config(args.config), secrets=False)
     except LoadError as exc:
@@ -134,6 +136,8 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="streams, outbox and dropped frames, from the "
                             "state file")
     status.add_argument("--config", metavar="FILE", help="config file naming the state file")
+    status.add_argument("--state", metavar="FILE", help="the state file itself (under systemd: "
+                        "/var/lib/alertd/state.db)")
     demo = sub.add_parser("demo", help="a scripted session against a simulated exchange")
     demo.add_argument("--rules", metavar="DIR", help="rules to use (default: the examples)")
     demo.add_argument("--notify", action="append", default=[], metavar="URL",

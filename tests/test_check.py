@@ -177,6 +177,9 @@ def test_check_runs_as_a_command_without_traceback(env, tmp_path):
     ({"side": {"not_in": ["buy"]}}, {"side": None}, True),
     ({"symbol": {"matches": "^ada"}}, {"symbol": "ADAUSDM"}, True),
     ({"qty": {"lt": 5}}, {"qty": None}, False),
+    ({"symbol": {"ne": "x"}}, {"symbol": None}, True),
+    ({"symbol": {"matches": "."}}, {"symbol": None}, False),
+    ({"symbol": {"in": ["x"]}}, {"symbol": None}, False),
     ({"complete": True}, {"complete": True}, True),
 ])
 def test_condition_semantics(when, fields, expected):

@@ -350,3 +350,12 @@ def test_reload_picks_up_new_notifiers_and_stream_settings(tmp_path, sim, rules_
         finally:
             agent.stop(timeout=5)
     assert first.posts == [] and second.titles() == ["low 100"]
+
+
+def test_status_can_be_pointed_at_the_state_file_directly(tmp_path, capsys):
+    from alertd.store import Store
+
+    Store(tmp_path / "state.db").close()
+    assert main(["status", "--state", str(tmp_path / "state.db")]) == 0
+    assert "streams:\n  none recorded yet" in capsys.readouterr().out
+    assert main(["status", "--state", str(tmp_path / "missing.db")]) == 1
