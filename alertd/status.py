@@ -20,8 +20,9 @@ def _ago(ts: float | None, now: float) -> str:
     return f"{when} ({now - ts:.0f} s ago)"
 
 
-def report(state_path: Path, out: TextIO = sys.stdout, now: float | None = None) -> int:
+def report(state_path: Path, out: TextIO | None = None, now: float | None = None) -> int:
     """Print streams, outbox counts and dropped frames; 1 if there is no state file yet."""
+    out = sys.stdout if out is None else out
     if not state_path.is_file():
         print(f"{state_path}: no state file yet; has alertd run with this config?", file=out)
         return 1
