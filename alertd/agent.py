@@ -20,6 +20,7 @@ from alertd import sdnotify
 from alertd.config import Config
 from alertd.delivery import DeliveryWorker
 from alertd.errors import LoadError, Problem
+from alertd.normalise import TERMINAL
 from alertd.notify import Notifier
 from alertd.outbox import Delivery, Outbox
 from alertd.pipeline import Pipeline
@@ -236,6 +237,6 @@ class Agent:
             log.exception("housekeeping job failed; it runs again at its next time")
 
     def _prune(self) -> None:
-        removed = self.store.prune()
+        removed = self.store.prune(TERMINAL)
         if removed:
             log.info("housekeeping: forgot %d old orders, fills and sent alerts", removed)

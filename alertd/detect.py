@@ -70,7 +70,8 @@ class Detector:
                 "side": o.side, "type": o.type, "status": o.status,
                 "previous_status": prev_status, "price": o.price, "qty": o.qty,
                 "filled_qty": o.filled_qty}))
-        self.store.put_order(src.key, o.order_id, o.status, o.qty, announced)
+        if known != (o.status, o.qty, announced):  # a re-sent frame writes nothing
+            self.store.put_order(src.key, o.order_id, o.status, o.qty, announced)
         return events
 
     def _records(self, src: Source, o: OrderObs, announced: Decimal,
@@ -79,7 +80,8 @@ class Detector:
         events: list[Event] = []
         executed = max(o.filled_qty or ZERO, sum((f.qty for f in o.fills or ()), ZERO))
         for f in sorted(o.fills or (), key=lambda f: (f.time, f.trade_id)):
-            if self.store.fill_seen(src.key, f.trade_id) or announced + f.qty > executed:
+            if self.store.fill_seen(src.key, f.trade_id, o.order_id) or \
+                    announced + f.qty > executed:
                 continue
             announced += f.qty
             if not quiet:
@@ -92,14 +94,14 @@ class Detector:
                 quote_qty=None if o.avg_price is None else o.avg_price * qty, fee=None,
                 fee_asset=None, role=None, time=o.time)
             announced = executed
-            if not self.store.fill_seen(src.key, synthetic.trade_id) and not quiet:
+            if not self.store.fill_seen(src.key, synthetic.trade_id, o.order_id) and not quiet:
                 events.append(self._fill_event(src, synthetic, announced, o.qty, o.status))
         return announced, events
 
     def _trade(self, src: Source, f: FillObs, snapshot: bool) -> list[Event]:
         """SoDEX accountTrade: the fill itself; progress comes from the order's fills so far."""
         quiet = snapshot and not self.store.source_known(src.key)
-        if self.store.fill_seen(src.key, f.trade_id):
+        if self.store.fill_seen(src.key, f.trade_id, f.order_id):
             return []
         status, order_qty, announced = self.store.order(src.key, f.order_id) or (None, None, ZERO)
         announced += f.qty

@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS orders (
     announced TEXT NOT NULL DEFAULT '0', updated REAL NOT NULL,
     PRIMARY KEY (source, order_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS fills (
-    source TEXT NOT NULL, fill_id TEXT NOT NULL, seen REAL NOT NULL,
+    source TEXT NOT NULL, fill_id TEXT NOT NULL, order_id TEXT NOT NULL, seen REAL NOT NULL,
     PRIMARY KEY (source, fill_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS levels (
     subject TEXT PRIMARY KEY, a TEXT, b TEXT, c TEXT, updated REAL NOT NULL) WITHOUT ROWID;
@@ -198,16 +198,16 @@ class Store:
                             None if order_qty is None else str(order_qty), str(announced),
                             self.clock())
 
-    def fill_seen(self, source: str, fill_id: str) -> bool:
-        """Whether the fill was seen before; records it as seen either way."""
+    def fill_seen(self, source: str, fill_id: str, order_id: str) -> bool:
+        """Whether the fill was seen before; records it (with its order) as seen either way."""
         key = (source, fill_id)
         if key in self._fills:
             return True
         if len(self._fills) >= ORDER_CACHE:
             self._fills.clear()
         self._fills.add(key)
-        cur = self.db.execute("INSERT OR IGNORE INTO fills VALUES (?, ?, ?)",
-                              (source, fill_id, self.clock()))
+        cur = self.db.execute("INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?)",
+                              (source, fill_id, order_id, self.clock()))
         return cur.rowcount == 0
 
     def source_known(self, source: str) -> bool:
@@ -256,13 +256,21 @@ class Store:
 
     # --- housekeeping ----------------------------------------------------------------------
 
-    def prune(self, older_than_days: float = 30.0) -> int:
-        """Forget finished orders and fills no re-sent frame can still mention."""
+    def prune(self, finished: frozenset[str], older_than_days: float = 30.0) -> int:
+        """Forget orders that finished (status in `finished`, or never given one) long ago, and
+        the fills of orders no longer known. A live order keeps its fills however old, since
+        its next frame restates them all (DeltaDeFi sends every execution record each time)."""
         cutoff = self.clock() - older_than_days * 86400
+        marks = ",".join("?" * len(finished))
         with self.transaction():
             self._write_orders()
-            n = self.db.execute("DELETE FROM fills WHERE seen < ?", (cutoff,)).rowcount
-            n += self.db.execute("DELETE FROM orders WHERE updated < ?", (cutoff,)).rowcount
+            n = self.db.execute(
+                f"DELETE FROM orders WHERE updated < ? AND (status IS NULL OR status IN ({marks}))",
+                (cutoff, *sorted(finished))).rowcount
+            n += self.db.execute(
+                "DELETE FROM fills WHERE seen < ? AND NOT EXISTS (SELECT 1 FROM orders o "
+                "WHERE o.source = fills.source AND o.order_id = fills.order_id)",
+                (cutoff,)).rowcount
             self._orders.clear()
             self._fills.clear()
             n += self.db.execute("DELETE FROM outbox WHERE status != 'pending' AND done_at < ?",

@@ -216,3 +216,21 @@ def test_a_template_that_fails_still_delivers_the_raw_fields(rules, tmp_path):
     [alert] = p.raw(MAIN, dd_balance("100"))
     assert alert.title == "low-ada: balance on main"
     assert "asset=ada" in alert.body and "free=100" in alert.body
+
+
+def test_pruning_forgets_finished_orders_but_never_the_fills_of_a_live_one(rules, tmp_path):
+    from alertd.normalise import TERMINAL
+
+    now = [1_000_000.0]
+    p = Pipeline(rules, Store(tmp_path / "s.db", clock=lambda: now[0]))
+    live = dd_order("live", "partially_filled", [("r1", "800")], "800")
+    done = dd_order("done", "closed", [("d1", "2000")], "2000")
+    assert len(alerts(p, MAIN, live)) == 2 and len(alerts(p, MAIN, done)) == 2
+    p.flush()
+    now[0] += 40 * 86400  # forty days on
+    assert p.store.prune(TERMINAL) == 2  # the finished order and its fill
+    # the long-lived order's next frame restates its old record: not a new fill
+    assert alerts(p, MAIN, live) == []
+    assert alerts(p, MAIN, dd_order("live", "partially_filled",
+                                    [("r1", "800"), ("r2", "100")], "900")) == [
+        ("fills", "buy ADAUSDM filled 900/2000")]
