@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from alertd.agent import Agent
 from alertd.config import Account, Config
 from alertd.notify import Notifier, build_notifiers
+from alertd.outbox import Outbox
 from alertd.rules import RuleSet, load_rules
 from alertd.simulator import Simulator, deltadefi_key, sodex_key
 from alertd.streams import StreamSettings
@@ -200,8 +201,7 @@ def _script(sim: Simulator, agent: Agent, pause: float) -> bool:
 def _drain(agent: Agent, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        counts = agent.workers and next(iter(agent.workers.values())).outbox.counts()
-        if not counts or all(c["pending"] == 0 for c in counts.values()):
+        if all(c["pending"] == 0 for c in Outbox(agent.store).counts().values()):
             return
         time.sleep(0.05)
 

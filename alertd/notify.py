@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
+import apprise
+
 from alertd.errors import LoadError, Problem
 from alertd.redact import redact_url
 
@@ -34,22 +36,20 @@ class Notifier(Protocol):
 class AppriseNotifier:
     """One named notifier backed by an Apprise object with all of its URLs."""
 
-    def __init__(self, name: str, urls: tuple[str, ...], service: object,
+    def __init__(self, name: str, urls: tuple[str, ...], service: apprise.Apprise,
                  body_limit: int, title_limit: int) -> None:
         self.name, self.urls = name, urls
         self._apprise = service
         self._body_limit, self._title_limit = body_limit, title_limit
 
     def send(self, title: str, body: str, severity: str) -> None:
-        import apprise
-
         title = _fit(title, self._title_limit, "…")
         room = self._body_limit
         if self._title_limit == 0 and room > 0:  # Apprise folds the title into the body
             room = max(len(TRUNCATED) + 1, room - len(title) - 2)
         body = _fit(body, room, TRUNCATED)
         try:
-            result = self._apprise.notify(body=body or " ", title=title,  # type: ignore[attr-defined]
+            result = self._apprise.notify(body=body or " ", title=title,
                                           notify_type=apprise.NotifyType(severity))
         except Exception as exc:  # a plugin bug must not kill the worker
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
@@ -69,8 +69,6 @@ def build_notifiers(notifiers: Mapping[str, tuple[str, ...]], config_path: Path 
                     lines: Mapping[str, int] | None = None,
                     timeout: float = SEND_TIMEOUT) -> dict[str, AppriseNotifier]:
     """Load every notifier's URLs; a URL that loads no Apprise service is a LoadError."""
-    import apprise
-
     logging.getLogger("apprise").setLevel(logging.WARNING)
     # memory storage: under systemd's ProtectHome/DynamicUser there is no home to write to
     asset = apprise.AppriseAsset(service_timeout=timeout, storage_mode="memory")

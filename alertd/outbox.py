@@ -6,6 +6,7 @@ said so, which makes delivery at-least-once across crashes and restarts.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 
 from alertd.store import Store
@@ -90,10 +91,14 @@ class Outbox:
     def counts(self) -> dict[str, dict[str, int]]:
         """Per notifier: how many alerts are pending, delivered and dead."""
         with self.store.lock:
-            rows = self.store.db.execute(
-                "SELECT notifier, status, COUNT(*) FROM outbox GROUP BY notifier, status"
-            ).fetchall()
-        out: dict[str, dict[str, int]] = {}
-        for notifier, status, n in rows:
-            out.setdefault(notifier, {"pending": 0, "delivered": 0, "dead": 0})[status] = n
-        return out
+            return counts(self.store.db)
+
+
+def counts(db: sqlite3.Connection) -> dict[str, dict[str, int]]:
+    """Outbox counts per notifier and status, from any connection (`alertd status` reads)."""
+    rows = db.execute("SELECT notifier, status, COUNT(*) FROM outbox "
+                      "GROUP BY notifier, status ORDER BY notifier").fetchall()
+    out: dict[str, dict[str, int]] = {}
+    for notifier, status, n in rows:
+        out.setdefault(notifier, {"pending": 0, "delivered": 0, "dead": 0})[status] = n
+    return out

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from alertd.outbox import counts as outbox_counts
+
 
 def _ago(ts: float | None, now: float) -> str:
     if ts is None:
@@ -31,8 +33,7 @@ def report(state_path: Path, out: TextIO | None = None, now: float | None = None
     try:
         health = db.execute("SELECT source, exchange, state, last_frame, connects, updated "
                             "FROM health ORDER BY source").fetchall()
-        outbox = db.execute("SELECT notifier, status, COUNT(*) FROM outbox "
-                            "GROUP BY notifier, status ORDER BY notifier").fetchall()
+        per_notifier = outbox_counts(db)
         drops = db.execute("SELECT source, reason, count, example FROM drops "
                            "ORDER BY source, reason").fetchall()
     finally:
@@ -48,13 +49,10 @@ def report(state_path: Path, out: TextIO | None = None, now: float | None = None
     if not health:
         print("  none recorded yet", file=out)
     print("outbox (alerts per notifier):", file=out)
-    counts: dict[str, dict[str, int]] = {}
-    for notifier, status, n in outbox:
-        counts.setdefault(notifier, {"pending": 0, "delivered": 0, "dead": 0})[status] = n
-    for notifier, c in counts.items():
+    for notifier, c in per_notifier.items():
         print(f"  {notifier:<24} pending {c['pending']:<6} delivered {c['delivered']:<8} "
               f"dead {c['dead']}", file=out)
-    if not counts:
+    if not per_notifier:
         print("  no alerts yet", file=out)
     print("rejected frames:", file=out)
     for source, reason, n, example in drops:

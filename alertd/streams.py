@@ -49,10 +49,8 @@ class Stream:
         self.protocol, self.pipeline, self.settings = protocol, pipeline, settings
         self._connect, self._rng, self._clock = connect, rng, clock
         self.source = protocol.source
-        self.attempts = 0
         self.connects = 0
         self.state = "starting"
-        self.last_frame_at: float | None = None
         self.last_frame_wall: float | None = None
         self.heartbeat = clock()
         self._stopping = threading.Event()
@@ -97,7 +95,6 @@ class Stream:
         down_since = self._clock()
         name = self.source.key
         while not self._stopping.is_set():
-            self.attempts += 1
             self.state = "connecting"
             self.heartbeat = self._clock()
             try:
@@ -212,7 +209,7 @@ class Stream:
                         return f"disconnected ({exc})", answered
                 continue
             answered = True
-            last_frame = self.last_frame_at = now
+            last_frame = now
             self.last_frame_wall = time.time()
             if not raw:
                 continue
