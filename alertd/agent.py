@@ -55,7 +55,7 @@ class Agent:
                  settings: StreamSettings | None = None,
                  connect: Callable[..., object] = ws_connect,
                  clock: Callable[[], float] = time.time, loader: Loader | None = None) -> None:
-        self.config, self.rules = config, rules
+        self.config = config
         self.settings = settings or StreamSettings(down_after=config.stream_down_after)
         self._connect, self._clock, self._loader = connect, clock, loader
         self.store = open_store(config, clock)
@@ -68,6 +68,11 @@ class Agent:
         self._scheduler.every(6).hours.do(self._job, self._prune)
         self._scheduler.every(HEALTH_EVERY).seconds.do(self._job, self.save_health)
         self._last_watchdog = 0.0
+
+    @property
+    def rules(self) -> RuleSet:
+        """The rules in force: the pipeline's, which a reload swaps."""
+        return self.pipeline.rules
 
     def _workers(self, notifiers: Mapping[str, Notifier]) -> dict[str, DeliveryWorker]:
         return {name: DeliveryWorker(n, Outbox(self.store), clock=self._clock,
@@ -187,7 +192,6 @@ class Agent:
             self.streams = self._streams(config)
             for stream in self.streams:
                 stream.start()
-        self.rules = rules
         log.info("reloaded: %s, %d streams, notifiers: %s", rules.summary(), len(self.streams),
                  ", ".join(self.workers))
         return True
