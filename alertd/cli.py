@@ -8,11 +8,15 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from alertd.config import Config, find_config, load_config
 from alertd.errors import LoadError
 from alertd.redact import RedactingFormatter
 from alertd.rules import RuleSet, load_rules
+
+if TYPE_CHECKING:  # apprise loads only for commands that send or check notifiers
+    from alertd.notify import AppriseNotifier
 
 log = logging.getLogger("alertd")
 
@@ -28,11 +32,14 @@ def setup_logging(verbose: bool = False, level: int = logging.INFO) -> None:
     logging.getLogger("websocket").setLevel(logging.CRITICAL)
 
 
-def load_all(config_arg: str | None, rules_dir: str) -> tuple[Config, RuleSet]:
-    """Config then rules, each reporting every problem it finds."""
+def load_all(config_arg: str | None,
+             rules_dir: str) -> tuple[Config, RuleSet, dict[str, AppriseNotifier]]:
+    """Config, rules and notifiers, each reporting every problem it finds (no sending)."""
+    from alertd.notify import build_notifiers
+
     config = load_config(find_config(config_arg))
     rules = load_rules(Path(rules_dir), config.notifiers, [a.name for a in config.accounts])
-    return config, rules
+    return config, rules, build_notifiers(config.notifiers, config.path, config.notifier_lines)
 
 
 def _report(exc: LoadError) -> int:
@@ -45,11 +52,8 @@ def _report(exc: LoadError) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from alertd.notify import build_notifiers
-
     try:
-        config, rules = load_all(args.config, args.rules)
-        notifiers = build_notifiers(config.notifiers, config.path, config.notifier_lines)
+        config, rules, notifiers = load_all(args.config, args.rules)
     except LoadError as exc:
         return _report(exc)
     for warning in config.warnings:
@@ -66,16 +70,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from alertd.agent import Agent
-    from alertd.notify import Notifier, build_notifiers
 
     setup_logging(args.verbose)
 
-    def load() -> tuple[Config, RuleSet, dict[str, Notifier]]:
-        config, rules = load_all(args.config, args.rules)
+    def load() -> tuple[Config, RuleSet, dict[str, AppriseNotifier]]:
+        config, rules, notifiers = load_all(args.config, args.rules)
         for warning in config.warnings:
             log.warning("%s", warning)
-        return config, rules, build_notifiers(config.notifiers, config.path,
-                                              config.notifier_lines)
+        return config, rules, notifiers
 
     try:
         config, rules, notifiers = load()
