@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +181,7 @@ def _exposure(path: Path, data: LDict) -> tuple[str, ...]:
 
 def _seconds(path: Path, data: LDict, key: str, default: float, problems: list[Problem]) -> float:
     value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal) or value <= 0:
         problems.append(Problem(path, data.line_of(key), f"'{key}' is a number of seconds > 0"))
         return default
     return float(value)

@@ -64,7 +64,7 @@ class Validators:
     def sodex(self, frame: dict[str, Any], market: str) -> str:
         """The frame's channel, once its shape is known to be right."""
         channel = frame.get("channel")
-        key = f"{channel}/{market}" if channel == "accountUpdate" else channel
+        key = f"{channel}/{market}" if channel in ("accountUpdate", "accountState") else channel
         validator = self._sx.get(key) if isinstance(key, str) else None
         if validator is None:
             raise Drop("unknown_type", f"channel {channel!r}")

@@ -140,8 +140,8 @@ def _script(sim: Simulator, agent: Agent, pause: float) -> bool:
     spot, perps, dd = sodex_key(DEMO_USER, "spot"), sodex_key(DEMO_USER, "perps"), \
         deltadefi_key(DEMO_KEY)
     sim.snapshots[(spot, "accountUpdate")] = sx_balances("5000")
-    ready = (sim.wait_ready(dd) and sim.wait_ready(spot, channels=3)
-             and sim.wait_ready(perps, channels=4))
+    ready = (sim.wait_ready(dd) and sim.wait_ready(spot, channels=4)
+             and sim.wait_ready(perps, channels=5))
     say("\n* connected: DeltaDeFi account 'main'; SoDEX account 'desk' (spot + perps, "
         "subscriptions acknowledged)")
     pipeline = agent.pipeline
@@ -189,7 +189,7 @@ def _script(sim: Simulator, agent: Agent, pause: float) -> bool:
     sim.refuse("sodex", 3.0)
     connects = sim.connects[spot]
     sim.drop(spot)
-    back = sim.wait_ready(spot, connects=connects + 1, channels=3, timeout=15)
+    back = sim.wait_ready(spot, connects=connects + 1, channels=4, timeout=15)
     _drain(agent)
     time.sleep(pause)
     say("  (reconnected, resubscribed; the balance snapshot it re-sent raised nothing)")

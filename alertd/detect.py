@@ -6,6 +6,7 @@ differs from the last one known, and a snapshot only where it shows something ne
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 from alertd.events import LEAGUES, Event
@@ -31,11 +32,13 @@ class Detector:
         self.store = store
         self._looked_at: set[str] = set()
 
-    def observe(self, src: Source, obs: Observation, snapshot: bool = False) -> list[Event]:
+    def observe(self, src: Source, obs: Observation, quiet: bool = False) -> list[Event]:
+        """Events in one observation; `quiet` records without announcing (the first look at
+        a stream's history, which happened before alertd watched)."""
         if isinstance(obs, OrderObs):
-            return self._order(src, obs, snapshot)
+            return self._order(src, obs, quiet)
         if isinstance(obs, FillObs):
-            return self._trade(src, obs, snapshot)
+            return self._trade(src, obs, quiet)
         if isinstance(obs, BalanceObs):
             return self._balance(src, obs)
         if isinstance(obs, PositionObs):
@@ -49,64 +52,83 @@ class Detector:
                 "time": time}
 
     def _fill_event(self, src: Source, f: FillObs, filled: Decimal, order_qty: Decimal | None,
-                    status: str | None) -> Event:
-        complete = status == "filled" or (order_qty is not None and filled >= order_qty)
+                    complete: bool) -> Event:
         return Event("fill", f"{src.key}/{f.trade_id}", {
             **self._common(src, f.time), "order_id": f.order_id, "trade_id": f.trade_id,
             "symbol": f.symbol, "side": f.side, "price": f.price, "qty": f.qty,
             "quote_qty": f.quote_qty, "fee": f.fee, "fee_asset": f.fee_asset, "role": f.role,
-            "filled_qty": filled, "order_qty": order_qty, "complete": complete})
+            "filled_qty": filled, "order_qty": order_qty, "complete": complete,
+            "caught_up": src.catching_up})
 
-    def _order(self, src: Source, o: OrderObs, snapshot: bool) -> list[Event]:
+    def _order(self, src: Source, o: OrderObs, quiet: bool) -> list[Event]:
         known = self.store.order(src.key, o.order_id)
-        prev_status, _, announced = known or (None, None, ZERO)
-        quiet = snapshot and known is None and not self.store.source_known(src.key)
+        prev_status, _, announced, credit = known or (None, None, ZERO, ZERO)
         events: list[Event] = []
         if o.fills is not None:
-            announced, events = self._records(src, o, announced, quiet)
+            announced, credit, events = self._records(src, o, announced, credit, quiet)
         if o.status != prev_status and not quiet:
             events.append(Event("order", f"{src.key}/{o.order_id}", {
                 **self._common(src, o.time), "order_id": o.order_id, "symbol": o.symbol,
                 "side": o.side, "type": o.type, "status": o.status,
                 "previous_status": prev_status, "price": o.price, "qty": o.qty,
                 "filled_qty": o.filled_qty}))
-        if known != (o.status, o.qty, announced):  # a re-sent frame writes nothing
-            self.store.put_order(src.key, o.order_id, o.status, o.qty, announced)
+        state = (o.status, o.qty, announced, credit)
+        if known != state:  # a re-sent frame writes nothing
+            self.store.put_order(src.key, o.order_id, state)
         return events
 
-    def _records(self, src: Source, o: OrderObs, announced: Decimal,
-                 quiet: bool) -> tuple[Decimal, list[Event]]:
-        """DeltaDeFi fills: one per new execution record, or growth of executed qty."""
-        events: list[Event] = []
-        executed = max(o.filled_qty or ZERO, sum((f.qty for f in o.fills or ()), ZERO))
-        for f in sorted(o.fills or (), key=lambda f: (f.time, f.trade_id)):
-            if self.store.fill_seen(src.key, f.trade_id, o.order_id) or \
-                    announced + f.qty > executed:
+    def _records(self, src: Source, o: OrderObs, announced: Decimal, credit: Decimal,
+                 quiet: bool) -> tuple[Decimal, Decimal, list[Event]]:
+        """DeltaDeFi fills: one per new execution record, sized exactly.
+
+        When `executed_base_qty` runs ahead of the records, the difference is announced at
+        once as a derived fill and kept as credit; the records that arrive later pay that
+        credit off first and are announced only for what the derived fill did not cover, so
+        the fills announced always add up to what the order executed.
+        """
+        records = o.fills or []
+        executed = max(o.filled_qty or ZERO, sum((f.qty for f in records), ZERO))
+        out: list[tuple[FillObs, Decimal]] = []
+        for f in sorted(records, key=lambda f: (f.ts or 0.0, f.trade_id)):
+            if self.store.fill_seen(src.key, f.trade_id, o.order_id):
                 continue
-            announced += f.qty
-            if not quiet:
-                events.append(self._fill_event(src, f, announced, o.qty, o.status))
+            covered = min(credit, f.qty)
+            credit -= covered
+            if f.qty > covered:
+                out.append((_part(f, f.qty - covered), announced + f.qty - covered))
+                announced += f.qty - covered
         if executed > announced:
             qty = executed - announced
-            synthetic = FillObs(
+            derived = FillObs(
                 trade_id=f"{o.order_id}@{executed}", order_id=o.order_id, symbol=o.symbol,
                 side=o.side, price=o.avg_price, qty=qty,
                 quote_qty=None if o.avg_price is None else o.avg_price * qty, fee=None,
                 fee_asset=None, role=None, time=o.time)
+            if not self.store.fill_seen(src.key, derived.trade_id, o.order_id):
+                out.append((derived, executed))
+            credit += qty
             announced = executed
-            if not self.store.fill_seen(src.key, synthetic.trade_id, o.order_id) and not quiet:
-                events.append(self._fill_event(src, synthetic, announced, o.qty, o.status))
-        return announced, events
+        if quiet:
+            return announced, credit, []
+        done = o.status == "filled"
+        return announced, credit, [
+            self._fill_event(src, f, filled, o.qty,
+                             (o.qty is not None and filled >= o.qty)
+                             or (done and filled >= executed))
+            for f, filled in out]
 
-    def _trade(self, src: Source, f: FillObs, snapshot: bool) -> list[Event]:
+    def _trade(self, src: Source, f: FillObs, quiet: bool) -> list[Event]:
         """SoDEX accountTrade: the fill itself; progress comes from the order's fills so far."""
-        quiet = snapshot and not self.store.source_known(src.key)
         if self.store.fill_seen(src.key, f.trade_id, f.order_id):
             return []
-        status, order_qty, announced = self.store.order(src.key, f.order_id) or (None, None, ZERO)
+        status, order_qty, announced, credit = self.store.order(src.key, f.order_id) or (
+            None, None, ZERO, ZERO)
         announced += f.qty
-        self.store.put_order(src.key, f.order_id, status, order_qty, announced)
-        return [] if quiet else [self._fill_event(src, f, announced, order_qty, None)]
+        self.store.put_order(src.key, f.order_id, (status, order_qty, announced, credit))
+        if quiet:
+            return []
+        complete = order_qty is not None and announced >= order_qty
+        return [self._fill_event(src, f, announced, order_qty, complete)]
 
     def _first_look(self, subject: str) -> bool:
         """True the first time a level subject is seen in this process (after a restart too)."""
@@ -131,6 +153,8 @@ class Detector:
 
     def _position(self, src: Source, p: PositionObs) -> list[Event]:
         subject = f"{src.key}/position/{p.symbol.lower()}"
+        if p.hedge in ("long", "short"):
+            subject += f"/{p.hedge}"
         prev = self.store.level(subject)
         prev_size = Decimal(prev[0]) if prev and prev[0] is not None else None
         changed = prev is None or prev_size != p.size or prev[2] != p.side
@@ -176,6 +200,16 @@ class Detector:
             return []
         return [Event("stream", subject, {**self._common(src, s.time), "status": s.status,
                                           "reason": s.reason})]
+
+
+def _part(f: FillObs, qty: Decimal) -> FillObs:
+    """The part of a fill not yet announced, its quote amount and fee in proportion."""
+    if qty == f.qty:
+        return f
+    ratio = qty / f.qty
+    return dataclasses.replace(
+        f, qty=qty, quote_qty=None if f.quote_qty is None else f.quote_qty * ratio,
+        fee=None if f.fee is None else f.fee * ratio)
 
 
 def _direction(previous: str, league: str) -> str:

@@ -138,7 +138,7 @@ class Pipeline:
             else:
                 channel = self.validators.sodex(frame, src.market)
                 observations = normalise.sodex(channel, frame, src.market, now)
-                snapshot = frame.get("type") == "snapshot"
+                snapshot = frame.get("type") == "snapshot" or channel == "accountState"
         except Drop as drop:
             return self.drop(src, drop)
         except Exception as exc:  # the schema let through what normalise cannot read: a bug
@@ -177,8 +177,9 @@ class Pipeline:
                 snapshot: bool = False) -> list[Alert]:
         alerts: list[Alert] = []
         with self.store.transaction(defer=True):
+            quiet = snapshot and not self.store.source_known(src.key)
             for obs in observations:
-                for event in self.detector.observe(src, obs, snapshot):
+                for event in self.detector.observe(src, obs, quiet):
                     for alert in evaluate(event, self.rules, self.store):
                         self.outbox.add(alert)
                         alerts.append(alert)

@@ -7,15 +7,19 @@ frame first, so acks and pongs are handled here and only data frames reach the p
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from alertd.config import Account
 from alertd.normalise import Source
-from alertd.redact import SecretURL
+from alertd.redact import SecretURL, safe_text
+
+log = logging.getLogger("alertd.stream")
 
 SODEX_CHANNELS = {
-    "spot": ("accountUpdate", "accountOrderUpdate", "accountTrade"),
-    "perps": ("accountUpdate", "accountOrderUpdate", "accountTrade", "accountEvent"),
+    "spot": ("accountState", "accountUpdate", "accountOrderUpdate", "accountTrade"),
+    "perps": ("accountState", "accountUpdate", "accountOrderUpdate", "accountTrade",
+              "accountEvent"),
 }
 
 
@@ -78,7 +82,7 @@ class SodexProtocol:
             channel = self._pending.get(frame.get("id")) if isinstance(frame.get("id"), int) \
                 else result.get("channel")
             if frame.get("success") is not True:
-                reason = frame.get("error") or "no reason given"
+                reason = safe_text(frame.get("error") or "no reason given")
                 raise SubscriptionRefused(
                     f"SoDEX refused {channel or 'a subscription'} for account "
                     f"{self.account.name} ({self.market}): {reason}")
@@ -87,9 +91,9 @@ class SodexProtocol:
                     del self._pending[key]
                     break
             return True
-        if op == "error":
-            raise SubscriptionRefused(f"SoDEX error for account {self.account.name} "
-                                      f"({self.market}): {frame.get('error') or frame.get('code')}")
+        if op == "error":  # as the SDKs do: say it and keep reading; only a refused ack refuses
+            log.warning("%s/%s: SoDEX reported an error: %s", self.account.name, self.market,
+                        safe_text(frame.get("error") or frame.get("code")))
         return True
 
     def ready(self) -> bool:

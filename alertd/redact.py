@@ -87,8 +87,22 @@ def scrub(text: str) -> str:
     return SECRETS.scrub(text)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def safe_text(value: object, limit: int = 300) -> str:
+    """Text from outside (an exchange's error, a frame's field) made safe to log or alert:
+    lone surrogates and control characters escaped, secrets masked, length bounded."""
+    text = value if isinstance(value, str) else repr(value)
+    text = text[: limit * 2].encode("utf-8", "backslashreplace").decode("utf-8")
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return scrub(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
 class RedactingFormatter(logging.Formatter):
-    """Formats as usual, then scrubs secrets from the whole line, tracebacks included."""
+    """Formats as usual, then scrubs secrets from the whole line, tracebacks included; a lone
+    surrogate from outside is escaped so that writing the line can never fail."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return scrub(super().format(record))
+        line = scrub(super().format(record))
+        return line.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -249,7 +250,7 @@ def _index_key(when: Any, fields: dict[str, FieldType]) -> tuple[str, str] | Non
             continue
         if isinstance(spec, dict) and set(spec) == {"eq"}:
             spec = spec["eq"]
-        if isinstance(spec, str | int | float) and not isinstance(spec, bool):
+        if isinstance(spec, str | int | float | Decimal) and not isinstance(spec, bool):
             return name, str(spec).casefold()
     return None
 

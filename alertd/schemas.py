@@ -28,20 +28,31 @@ _DD_RECORD = _obj(
      "commission_unit": OPT_STR, "role": OPT_STR, "created_at": OPT_STR},
 )
 
+_DD_ORDER = {**_obj(
+    {"status": STR, "symbol": STR, "side": STR},
+    {"id": ID, "order_id": ID, "base_qty": DEC, "quote_qty": DEC, "price": OPT_DEC,
+     "type": STR, "executed_base_qty": DEC, "executed_quote_qty": DEC,
+     "executed_price": OPT_DEC, "commission": OPT_DEC, "commission_unit": OPT_STR,
+     "updated_at": OPT_STR,
+     "order_execution_records": {"type": ["array", "null"], "items": _DD_RECORD}}),
+    "anyOf": [{"required": ["id"]}, {"required": ["order_id"]}]}
+"""The order shape of order_info and of REST; the older shape names its id `order_id`."""
+
+_DD_LEGACY_ITEMS = {"type": ["array", "object", "null"], "items": {"anyOf": [
+    _DD_ORDER, {**_DD_RECORD, "required": ["id", "filled_base_qty", "order_id"]}]}}
+DD_BALANCES = {"type": ["array", "null"], "items": _obj({"asset": STR, "free": DEC, "locked": DEC},
+                                                        {"asset_unit": OPT_STR})}
+
 DELTADEFI: dict[str, dict[str, Any]] = {
-    "order_info": _obj({"type": STR, "sub_type": STR, "order": _obj(
-        {"id": ID, "status": STR, "symbol": STR, "side": STR},
-        {"base_qty": DEC, "quote_qty": DEC, "price": OPT_DEC, "type": STR,
-         "executed_base_qty": DEC, "executed_quote_qty": DEC, "executed_price": OPT_DEC,
-         "commission": OPT_DEC, "commission_unit": OPT_STR, "updated_at": OPT_STR,
-         "order_execution_records": {"type": ["array", "null"], "items": _DD_RECORD}})}),
-    "balance": _obj({"type": STR, "sub_type": STR, "balance": {
-        "type": "array", "items": _obj({"asset": STR, "free": DEC, "locked": DEC},
-                                       {"asset_unit": OPT_STR})}}),
+    "order_info": _obj({"type": STR, "sub_type": STR, "order": _DD_ORDER}),
+    "balance": _obj({"type": STR, "sub_type": STR}, {"balance": DD_BALANCES}),
     "dlta_points": _obj({"type": STR, "sub_type": STR, "dlta_points": _obj(
         {"new_total": DEC, "league": STR},
         {"delta": DEC, "season_points": OPT_DEC, "source_type": OPT_STR, "source_ref": OPT_STR})}),
 }
+for _legacy in ("open_orders", "orders_history", "trading_history"):
+    DELTADEFI[_legacy] = _obj({"type": STR, "sub_type": STR}, {
+        _legacy: _DD_LEGACY_ITEMS, "data": _DD_LEGACY_ITEMS, "orders": _DD_LEGACY_ITEMS})
 
 
 def _one_or_many(item: dict[str, Any]) -> dict[str, Any]:
@@ -49,7 +60,10 @@ def _one_or_many(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _push(data: dict[str, Any]) -> dict[str, Any]:
-    return _obj({"channel": STR, "type": {"enum": ["snapshot", "update"]}, "data": data})
+    """A push; without `type` it is an update, and a `null` data holds nothing (as the SDKs
+    read them)."""
+    return _obj({"channel": STR}, {"type": {"enum": ["snapshot", "update"]},
+                                   "data": {"anyOf": [data, {"type": "null"}]}})
 
 
 _SX_ORDER = _obj({"i": ID, "s": STR, "S": STR, "X": STR},
@@ -59,13 +73,19 @@ _SX_TRADE = _obj({"t": ID, "s": STR, "i": ID, "S": STR, "p": DEC, "q": DEC},
 _SX_POSITION = _obj({"s": STR, "sz": DEC},
                     {"ep": OPT_DEC, "iw": OPT_DEC, "ps": OPT_STR, "i": ID})
 
+SX_SPOT_ACCOUNT = _obj({}, {"B": {"type": ["array", "null"], "items": _obj(
+    {"a": STR, "t": DEC, "l": DEC})}, "E": MS, "h": {"type": "integer"}})
+SX_PERPS_ACCOUNT = _obj({}, {
+    "E": MS,
+    "B": {"type": ["array", "null"], "items": _obj({"a": STR, "wb": DEC}, {"co": OPT_DEC})},
+    "P": {"type": ["array", "null"], "items": _SX_POSITION}})
+SX_ORDER, SX_TRADE = _SX_ORDER, _SX_TRADE
+
 SODEX: dict[str, dict[str, Any]] = {
-    "accountUpdate/spot": _push(_obj({"B": {"type": "array", "items": _obj(
-        {"a": STR, "t": DEC, "l": DEC})}}, {"E": MS, "h": {"type": "integer"}})),
-    "accountUpdate/perps": _push(_obj({}, {
-        "E": MS,
-        "B": {"type": ["array", "null"], "items": _obj({"a": STR, "wb": DEC}, {"co": OPT_DEC})},
-        "P": {"type": ["array", "null"], "items": _SX_POSITION}})),
+    "accountUpdate/spot": _push(SX_SPOT_ACCOUNT),
+    "accountUpdate/perps": _push(SX_PERPS_ACCOUNT),
+    "accountState/spot": _push(SX_SPOT_ACCOUNT),
+    "accountState/perps": _push(SX_PERPS_ACCOUNT),
     "accountOrderUpdate": _push(_one_or_many(_SX_ORDER)),
     "accountTrade": _push(_one_or_many(_SX_TRADE)),
     "accountEvent": _push(_obj({"type": STR}, {"E": MS, "P": {

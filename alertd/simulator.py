@@ -205,9 +205,8 @@ class Simulator:
                 old_key = client.key
                 client.key = sodex_key(user, market)
                 self.silent.discard(old_key)
-            client.subscribed.add(channel)
-            if channel == "accountUpdate":
                 self.connects[client.key] += 1
+            client.subscribed.add(channel)
             self._cond.notify_all()
         snapshot = self.snapshots.get((client.key, channel))
         if snapshot is not None:

@@ -25,7 +25,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS orders (
     source TEXT NOT NULL, order_id TEXT NOT NULL, status TEXT, order_qty TEXT,
-    announced TEXT NOT NULL DEFAULT '0', updated REAL NOT NULL,
+    announced TEXT NOT NULL DEFAULT '0', updated REAL NOT NULL, credit TEXT NOT NULL DEFAULT '0',
     PRIMARY KEY (source, order_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS fills (
     source TEXT NOT NULL, fill_id TEXT NOT NULL, order_id TEXT NOT NULL, seen REAL NOT NULL,
@@ -51,6 +51,10 @@ CREATE TABLE IF NOT EXISTS drops (
 """
 
 
+OrderState = tuple[str | None, Decimal | None, Decimal, Decimal]
+"""(status, order qty, fill qty announced, of which announced ahead of its execution records)."""
+
+
 class Store:
     """One SQLite connection shared by the pipeline and delivery threads under one lock."""
 
@@ -65,10 +69,13 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(orders)")}
+        if "credit" not in columns:  # a state file from before fill credits
+            self.db.execute("ALTER TABLE orders ADD COLUMN credit TEXT NOT NULL DEFAULT '0'")
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         self._depth = 0
         self._open_since: float | None = None
-        self._orders: dict[tuple[str, str], tuple[str | None, Decimal | None, Decimal]] = {}
+        self._orders: dict[tuple[str, str], OrderState] = {}
         self._fills: set[tuple[str, str]] = set()
         self._dirty: dict[tuple[str, str], tuple[object, ...]] = {}
         self._wal = None if str(path) == ":memory:" else f"{path}-wal"
@@ -168,35 +175,35 @@ class Store:
     def _write_orders(self) -> None:
         """Order rows are written behind, once per commit however often an order changed."""
         if self._dirty:
-            self.db.executemany("INSERT OR REPLACE INTO orders VALUES (?, ?, ?, ?, ?, ?)",
+            self.db.executemany("INSERT OR REPLACE INTO orders VALUES (?, ?, ?, ?, ?, ?, ?)",
                                 self._dirty.values())
             self._dirty.clear()
 
     # --- orders and fills ------------------------------------------------------------------
 
-    def order(self, source: str,
-              order_id: str) -> tuple[str | None, Decimal | None, Decimal] | None:
-        """(status, order_qty, announced fill qty) of a known order."""
+    def order(self, source: str, order_id: str) -> OrderState | None:
+        """(status, order_qty, announced fill qty, credit) of a known order."""
         cached = self._orders.get((source, order_id))
         if cached is not None:
             return cached
-        row = self.db.execute("SELECT status, order_qty, announced FROM orders WHERE source=? "
-                              "AND order_id=?", (source, order_id)).fetchone()
+        row = self.db.execute("SELECT status, order_qty, announced, credit FROM orders WHERE "
+                              "source=? AND order_id=?", (source, order_id)).fetchone()
         if row is None:
             return None
-        return row[0], None if row[1] is None else Decimal(row[1]), Decimal(row[2])
+        return (row[0], None if row[1] is None else Decimal(row[1]), Decimal(row[2]),
+                Decimal(row[3]))
 
-    def put_order(self, source: str, order_id: str, status: str | None,
-                  order_qty: Decimal | None, announced: Decimal) -> None:
+    def put_order(self, source: str, order_id: str, state: OrderState) -> None:
         """Record an order's state; call inside a transaction (it is written at commit)."""
         if len(self._orders) >= ORDER_CACHE:
             self._write_orders()
             self._orders.clear()
         key = (source, order_id)
-        self._orders[key] = (status, order_qty, announced)
+        status, order_qty, announced, credit = state
+        self._orders[key] = state
         self._dirty[key] = (source, order_id, status,
                             None if order_qty is None else str(order_qty), str(announced),
-                            self.clock())
+                            self.clock(), str(credit))
 
     def fill_seen(self, source: str, fill_id: str, order_id: str) -> bool:
         """Whether the fill was seen before; records it (with its order) as seen either way."""

@@ -7,6 +7,7 @@ as booleans, which is never what a rule author means.
 from __future__ import annotations
 
 import re
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,18 @@ def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LList:
     return out
 
 
+def _construct_decimal(loader: _Loader, node: yaml.ScalarNode) -> Decimal | float:
+    """A YAML float as the exact Decimal it was written as, so a threshold never passes
+    through binary floating point (`.inf` and `.nan` stay floats and are refused later)."""
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return float(loader.construct_yaml_float(node))
+    return value if value.is_finite() else float(value)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 

@@ -68,8 +68,8 @@ def agent_logs(caplog) -> list[str]:
 
 
 def ready(sim, connects: int = 1) -> bool:
-    return (sim.wait_ready(DD, connects) and sim.wait_ready(SPOT, connects, channels=3)
-            and sim.wait_ready(PERPS, connects, channels=4))
+    return (sim.wait_ready(DD, connects) and sim.wait_ready(SPOT, connects, channels=4)
+            and sim.wait_ready(PERPS, connects, channels=5))
 
 
 def test_fills_on_both_exchanges_once_each_to_http_and_low_balance_to_smtp(
@@ -101,9 +101,9 @@ def test_sodex_subscribes_every_channel_checks_acks_and_pings_when_idle(agent_fa
     subs = [(k, m["params"]["channel"]) for k, m in sim.received
             if isinstance(m, dict) and m.get("op") == "subscribe"]
     assert sorted(c for k, c in subs if k == SPOT) == sorted(
-        ["accountUpdate", "accountOrderUpdate", "accountTrade"])
+        ["accountState", "accountUpdate", "accountOrderUpdate", "accountTrade"])
     assert sorted(c for k, c in subs if k == PERPS) == sorted(
-        ["accountUpdate", "accountOrderUpdate", "accountTrade", "accountEvent"])
+        ["accountState", "accountUpdate", "accountOrderUpdate", "accountTrade", "accountEvent"])
     assert all(m["params"]["user"] == USER for k, m in sim.received
                if isinstance(m, dict) and m.get("op") == "subscribe")
     # idle longer than idle_timeout (3 s): pings answered by pongs keep the sockets up
@@ -132,7 +132,7 @@ def test_league_promotion_and_abrupt_drop_heal_without_duplicates(agent_factory,
     assert wait_for(lambda: len(http_sink.posts) >= 2, 10)
     sim.drop(SPOT)
     sim.drop(DD)
-    assert sim.wait_ready(SPOT, connects=2, channels=3) and sim.wait_ready(DD, connects=2)
+    assert sim.wait_ready(SPOT, connects=2, channels=4) and sim.wait_ready(DD, connects=2)
     # after the reconnect the exchange restates what it had: nothing is new
     sim.push_deltadefi(API_KEY, dd_points("300", "gold"))
     sim.push_sodex(USER, "spot", "accountTrade", sx_trade(21, "0.1"))

@@ -186,11 +186,11 @@ def test_silent_sodex_socket_is_replaced_by_the_watchdog(tmp_path, sim, rules_di
     with HttpSink() as sink:
         cfg = agent_config(tmp_path, sim, {"hook": sink.url}, markets="[spot]")
         with running(cfg, rules_dir):
-            assert sim.wait_ready(SPOT, channels=3)
+            assert sim.wait_ready(SPOT, channels=4)
             sim.silent.add(SPOT)  # acks given; from now on no pong, no data
             assert sim.wait(lambda: sim.connects[SPOT] >= 2, FAST.idle_timeout + 10)
             sim.silent.discard(SPOT)
-            assert sim.wait_ready(SPOT, connects=2, channels=3)
+            assert sim.wait_ready(SPOT, connects=2, channels=4)
             sim.push_sodex(USER, "spot", "accountTrade", sx_trade(77, "0.1"))
             assert wait_for(lambda: "fill vBTC_vUSDC:77" in sink.titles(), 10)
     assert any("no frame for" in r.getMessage() for r in caplog.records)
@@ -224,14 +224,14 @@ def test_garbage_between_valid_frames_over_real_sockets(tmp_path, sim, rules_dir
         elif kind == 2:
             garbage.append(text.replace('"5"', rnd.choice(['"x"', "null", "[]", '{"a":1}'])))
         elif kind == 3:
-            sub = rnd.choice(["trading_history", "open_orders", "balance", "order_info", ""])
+            sub = rnd.choice(["dlta_points", "order_info", "", "nonsense"])  # payload missing
             garbage.append(f'{{"type":"Account","sub_type":"{sub}"}}')
         else:
             garbage.append(b"\xff\xfe" + rnd.randbytes(20))
     with HttpSink() as sink:
         cfg = agent_config(tmp_path, sim, {"hook": sink.url}, markets="[spot]")
         with running(cfg, rules_dir) as agent:
-            assert sim.wait_ready(DD) and sim.wait_ready(SPOT, channels=3)
+            assert sim.wait_ready(DD) and sim.wait_ready(SPOT, channels=4)
             expected = []
             for n, chunk in enumerate(range(0, len(garbage), 300)):
                 for g in garbage[chunk:chunk + 300]:

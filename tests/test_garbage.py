@@ -60,7 +60,7 @@ def near_miss(draw) -> str:
 
 garbage = st.one_of(
     st.binary(max_size=200), st.text(max_size=200), json_values.map(json.dumps), near_miss(),
-    st.sampled_from(['{"type":"Account","sub_type":"open_orders"}', '{"channel":"x"}', "[]"]))
+    st.sampled_from(['{"type":"Account","sub_type":"order_info"}', '{"channel":"x"}', "[]"]))
 
 
 def run(tmp, frames: list[tuple[Source, str | bytes]]) -> tuple[list[str], Pipeline]:

@@ -173,7 +173,7 @@ def test_perps_positions(rules, tmp_path):
 @pytest.mark.parametrize(("raw", "reason"), [
     (b"\xff\xfe", "not_utf8"), ("{nope", "not_json"), ("[1, 2]", "not_object"),
     ('{"type":"Account","sub_type":"balance","balance":[{"asset":"ada"}]}', "schema_invalid"),
-    ('{"type":"Account","sub_type":"trading_history"}', "unknown_type"),
+    ('{"type":"Account","sub_type":"market_depth"}', "unknown_type"),
     ('{"type":"Account","sub_type":"order_info","order":{"id":"x","status":"open",'
      '"symbol":"A","side":"buy","base_qty":"NaN"}}', "schema_invalid"),
     ("x" * (1024 * 1024 + 1), "oversized"),

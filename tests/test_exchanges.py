@@ -1,0 +1,157 @@
+"""Read right on the real exchanges: fill sizing, snapshots, tolerance the official SDKs have."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from alertd.config import Account
+from alertd.normalise import Source
+from alertd.pipeline import Pipeline
+from alertd.protocols import SodexProtocol
+from alertd.rules import load_rules
+from alertd.store import Store
+from tests.conftest import write
+from tests.frames import dd_order, sx, sx_order, sx_trade
+
+MAIN = Source("main", "deltadefi", "spot")
+SPOT = Source("desk", "sodex", "spot")
+PERPS = Source("desk", "sodex", "perps")
+
+RULES = """
+rules:
+  - name: fills
+    on: fill
+    notify: [t]
+    title: "{trade_id} {qty} {complete}"
+  - name: positions
+    on: position
+    notify: [t]
+    title: "{symbol} {side} {size}"
+  - name: balances
+    on: balance
+    notify: [t]
+    title: "{asset} {free}"
+  - name: tiny
+    on: balance
+    when: {asset: ada, free: {lt: 0.1000000000000000055511151231257827}}
+    notify: [t]
+"""
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Pipeline:
+    write(tmp_path / "rules" / "r.yaml", RULES)
+    return Pipeline(load_rules(tmp_path / "rules", ["t"]), Store(tmp_path / "s.db"))
+
+
+def titles(p: Pipeline, src: Source, frame: object, rule: str = "fills") -> list[str]:
+    raw = frame if isinstance(frame, str) else json.dumps(frame)
+    return [a.title for a in p.raw(src, raw) if a.rule == rule]
+
+
+def test_every_record_in_one_frame_is_sized_and_only_the_last_completes(pipeline):
+    frame = dd_order("o1", "closed", [("r1", "800"), ("r2", "1200")], "2000")
+    assert titles(pipeline, MAIN, frame) == ["r1 800 no", "r2 1200 yes"]
+
+
+def test_records_arriving_after_executed_grew_pay_off_the_derived_fill(pipeline):
+    assert titles(pipeline, MAIN, dd_order("o1", "partially_filled", [], "40")) == [
+        "o1@40 40 no"]
+    # the records behind those 40 arrive (as one record of 60 that grew meanwhile)
+    got = titles(pipeline, MAIN, dd_order("o1", "closed", [("r1", "60")], "60", qty="60"))
+    assert got == ["r1 20 yes"]
+    assert titles(pipeline, MAIN, dd_order("o1", "closed", [("r1", "60")], "60", qty="60")) == []
+
+
+def test_quote_funded_orders_are_never_complete_against_zero(pipeline):
+    frame = dd_order("o1", "partially_filled", [("r1", "5")], "5", qty="0")
+    assert titles(pipeline, MAIN, frame) == ["r1 5 no"]
+    done = dd_order("o1", "closed", [("r1", "5"), ("r2", "7")], "12", qty="0")
+    assert titles(pipeline, MAIN, done) == ["r2 7 yes"]
+    order = {**sx_order("NEW", "0"), "q": "0", "i": 8001}
+    pipeline.raw(SPOT, sx("accountOrderUpdate", order))
+    trade = {**sx_trade(5, "0.2"), "i": 8001}
+    assert titles(pipeline, SPOT, sx("accountTrade", trade)) == ["vBTC_vUSDC:5 0.2 no"]
+
+
+frames_strategy = st.lists(st.tuples(st.integers(0, 4), st.integers(0, 30)), min_size=1,
+                           max_size=8)
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=frames_strategy)
+def test_fills_announced_always_add_up_to_what_was_executed(tmp_path_factory, steps):
+    """Whatever order records and executed_base_qty arrive in, each record is announced at
+    most once and the quantities announced sum to what the order executed, no more."""
+    tmp = tmp_path_factory.mktemp("fills")
+    write(tmp / "rules" / "r.yaml", RULES)
+    p = Pipeline(load_rules(tmp / "rules", ["t"]), Store(tmp / "s.db"))
+    records: list[tuple[str, str]] = []
+    executed = Decimal(0)
+    for new_records, extra in steps:
+        for _ in range(new_records):
+            records.append((f"r{len(records)}", str(len(records) + 1)))
+        recorded = sum(Decimal(q) for _, q in records)
+        executed = max(executed, recorded + extra)
+        frame = dd_order("o1", "partially_filled", list(records), str(executed), qty="100000")
+        p.raw(MAIN, json.dumps(frame))
+    sizes = p.store.db.execute("SELECT body FROM outbox").fetchall()
+    announced = [a for a in sizes]
+    total = Decimal(0)
+    for (body,) in announced:
+        total += Decimal(body.split(" @ ")[0])
+    assert total == executed
+
+
+def test_a_first_sodex_snapshot_is_history_every_item_of_it(pipeline):
+    history = [sx_trade(i, "0.1") for i in (1, 2, 3)]
+    assert titles(pipeline, SPOT, sx("accountTrade", history, "snapshot")) == []
+    assert titles(pipeline, SPOT, sx("accountTrade", sx_trade(4, "0.1"))) == [
+        "vBTC_vUSDC:4 0.1 no"]
+
+
+def test_hedge_mode_legs_are_two_positions_not_one_that_flips(pipeline):
+    data = {"E": 1, "P": [{"s": "BTC-USD", "sz": "1", "ps": "LONG"},
+                          {"s": "BTC-USD", "sz": "-2", "ps": "SHORT"}]}
+    assert len(titles(pipeline, PERPS, sx("accountUpdate", data), "positions")) == 2
+    assert titles(pipeline, PERPS, sx("accountUpdate", data), "positions") == []
+    assert titles(pipeline, PERPS, sx("accountUpdate", data), "positions") == []
+
+
+def test_what_the_sdks_tolerate_is_read_not_dropped(pipeline):
+    no_type = json.dumps({"channel": "accountTrade", "data": sx_trade(9, "0.1")})
+    assert titles(pipeline, SPOT, no_type) == ["vBTC_vUSDC:9 0.1 no"]
+    assert titles(pipeline, SPOT, json.dumps({"channel": "accountTrade", "type": "update",
+                                              "data": None})) == []
+    assert titles(pipeline, SPOT, sx("accountUpdate", {"E": 1, "B": None}), "balances") == []
+    assert titles(pipeline, MAIN, '{"type":"Account","sub_type":"balance","balance":null}',
+                  "balances") == []
+    old = dd_order("o7", "open", [("r7", "3")], "3")
+    old["order"]["order_id"] = old["order"].pop("id")
+    assert titles(pipeline, MAIN, old) == ["r7 3 no"]
+    legacy = {"type": "Account", "sub_type": "trading_history",
+              "trading_history": [dd_order("o8", "closed", [("r8", "2")], "2", qty="2")["order"]]}
+    assert titles(pipeline, MAIN, legacy) == ["r8 2 yes"]
+    assert sum(pipeline.drops.counts.values()) == 0
+
+
+def test_sodex_error_message_is_logged_and_the_stream_keeps_reading(caplog):
+    account = Account(name="desk", exchange="sodex", url="ws://127.0.0.1:9/ws",
+                      user="0x" + "a" * 40)
+    protocol = SodexProtocol(account, "spot")
+    assert protocol.control({"op": "error", "code": 400, "error": "bad \ud800 thing"}) is True
+    assert "bad \\ud800 thing" in caplog.text
+
+
+def test_yaml_thresholds_are_exact_decimals_never_floats(pipeline):
+    # as a float the threshold would be 0.1 and this balance would not be below it
+    frame = ('{"type":"Account","sub_type":"balance","balance":'
+             '[{"asset":"ada","free":0.1000000000000000001,"locked":0}]}')
+    assert [a.rule for a in pipeline.raw(MAIN, frame) if a.rule == "tiny"] == ["tiny"]
