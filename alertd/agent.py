@@ -18,6 +18,7 @@ import schedule
 
 from alertd import sdnotify
 from alertd.config import Config
+from alertd.core import Core
 from alertd.delivery import DeliveryWorker
 from alertd.errors import LoadError, Problem
 from alertd.normalise import TERMINAL
@@ -60,6 +61,7 @@ class Agent:
         self._connect, self._clock, self._loader = connect, clock, loader
         self.store = open_store(config, clock)
         self.pipeline = Pipeline(rules, self.store, on_queued=self._wake, clock=clock)
+        self.core = Core(self.pipeline)
         self.workers = self._workers(notifiers)
         self.streams = self._streams(config)
         self._stop = threading.Event()
@@ -75,12 +77,12 @@ class Agent:
         return self.pipeline.rules
 
     def _workers(self, notifiers: Mapping[str, Notifier]) -> dict[str, DeliveryWorker]:
-        return {name: DeliveryWorker(n, Outbox(self.store), clock=self._clock,
+        return {name: DeliveryWorker(n, Outbox(self.store, own=True), clock=self._clock,
                                      max_age=self.config.delivery_max_age, on_dead=self._dead)
                 for name, n in notifiers.items()}
 
     def _streams(self, config: Config) -> list[Stream]:
-        return [Stream(p, self.pipeline, self.settings, connect=self._connect)  # type: ignore[arg-type]
+        return [Stream(p, self.core, self.settings, connect=self._connect)  # type: ignore[arg-type]
                 for account in config.accounts for p in protocols_for(account)]
 
     def _wake(self, notifiers: Iterable[str]) -> None:
@@ -93,6 +95,7 @@ class Agent:
 
     def start(self) -> None:
         self._prune()
+        self.core.start()
         for worker in self.workers.values():
             worker.start()
         for stream in self.streams:
@@ -129,6 +132,7 @@ class Agent:
         self._stop.set()
         deadline = time.monotonic() + timeout
         self._stop_streams(self.streams, deadline)
+        self.core.stop(max(0.1, deadline - time.monotonic()))
         self._stop_workers(self.workers, deadline)
         self._job(self.save_health)
         self.store.close()
@@ -160,21 +164,22 @@ class Agent:
         except LoadError as exc:
             problems = "\n".join(str(p) for p in exc.problems)
             log.error("reload failed; still running the previous config and rules:\n%s", problems)
-            self.pipeline.system_alert(
-                "alertd: reload failed", "Still running the previous config and rules.\n"
-                + problems, "failure", self.workers)
+            self.core.call(
+                self.pipeline.system_alert, "alertd: reload failed",
+                "Still running the previous config and rules.\n" + problems, "failure",
+                tuple(self.workers))
             return False
         if config.state_path != self.config.state_path:
             log.warning("the state file changed to %s; that takes a restart, the current one "
                         "stays in use", config.state_path)
             config = dataclasses.replace(config, state_path=self.config.state_path)
-        self.pipeline.rules = rules
+        self.core.call(setattr, self.pipeline, "rules", rules)
         old_config, self.config = self.config, config
         if (config.notifiers, config.delivery_max_age) != (
                 old_config.notifiers, old_config.delivery_max_age) \
                 or set(notifiers) != set(self.workers):
             old = self.workers
-            counts = Outbox(self.store).counts()
+            counts = self.core.call(Outbox(self.store).counts)
             for name in sorted(set(old) - set(notifiers)):
                 pending = counts.get(name, {}).get("pending", 0)
                 if pending:
@@ -205,13 +210,11 @@ class Agent:
                  if s.state != "stopped" and now - s.heartbeat > STALL]
         stuck += [name for name, w in self.workers.items()
                   if not w.alive() or now - w.heartbeat > STALL * 2]
+        if not self.core.alive() or now - self.core.heartbeat > STALL:
+            stuck.append("core (the thread that writes the state file)")
         if stuck:
             log.error("not making progress: %s", ", ".join(stuck))
             return False
-        if not self.store.lock.acquire(timeout=STALL / 2):
-            log.error("not making progress: the state file is locked")
-            return False
-        self.store.lock.release()
         return True
 
     def _pet_watchdog(self) -> None:
@@ -221,15 +224,15 @@ class Agent:
 
     def save_health(self) -> None:
         """What `alertd status` shows: each stream's state and the dropped frames."""
-        self.store.save_health(
-            [(s.source.key, s.source.exchange, s.state, s.last_frame_wall, s.connects)
-             for s in self.streams], self.pipeline.drops.unsaved())
+        streams = [(s.source.key, s.source.exchange, s.state, s.last_frame_wall, s.connects)
+                   for s in self.streams]
+        self.core.call(lambda: self.store.save_health(streams, self.pipeline.drops.unsaved()))
 
     def _dead(self, notifier: str, item: Delivery, error: str) -> None:
         if item.rule == "alertd":  # alertd's own notices are not reported again: no loops
             return
         others = [name for name in self.workers if name != notifier]
-        self.pipeline.system_alert(
+        self.core.submit(self.pipeline.system_alert,
             f"alertd gave up on an alert for {notifier}",
             f"'{item.title}' (rule {item.rule}) could not be delivered to {notifier} after "
             f"{item.attempts + 1} tries: {error}", "failure", others)
@@ -241,6 +244,6 @@ class Agent:
             log.exception("housekeeping job failed; it runs again at its next time")
 
     def _prune(self) -> None:
-        removed = self.store.prune(TERMINAL)
+        removed = self.core.call(self.store.prune, TERMINAL)
         if removed:
             log.info("housekeeping: forgot %d old orders, fills and sent alerts", removed)

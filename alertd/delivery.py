@@ -57,7 +57,10 @@ class DeliveryWorker:
         self._stopping.set()
         self._wake.set()
         self._thread.join(timeout)
-        return not self._thread.is_alive()
+        if self._thread.is_alive():
+            return False
+        self.outbox.close()
+        return True
 
     def _run(self) -> None:
         name = self.notifier.name

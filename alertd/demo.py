@@ -201,7 +201,7 @@ def _script(sim: Simulator, agent: Agent, pause: float) -> bool:
 def _drain(agent: Agent, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if all(c["pending"] == 0 for c in Outbox(agent.store).counts().values()):
+        if all(c["pending"] == 0 for c in agent.core.call(Outbox(agent.store).counts).values()):
             return
         time.sleep(0.05)
 

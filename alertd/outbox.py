@@ -40,8 +40,13 @@ class Delivery:
 
 
 class Outbox:
-    def __init__(self, store: Store) -> None:
+    """The outbox seen from one thread: the core adds rows in its transactions; a delivery
+    worker passes `own=True` to read and mark rows on a connection of its own, so it never
+    waits for, nor writes into, the core's open transaction."""
+
+    def __init__(self, store: Store, own: bool = False) -> None:
         self.store = store
+        self._db = store.connect() if own else None
 
     def add(self, alert: Alert) -> None:
         """Queue an alert for each of its notifiers; call inside the caller's transaction."""
@@ -54,44 +59,55 @@ class Outbox:
                  alert.body, now))
             self.store.note_alert(cur.lastrowid or 0, name)
 
-    def due(self, notifier: str, limit: int = 20) -> list[Delivery]:
-        """Pending deliveries whose time has come, oldest first; committed ones only."""
+    def _read(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
+        if self._db is not None:
+            return self._db.execute(sql, args).fetchall()
         with self.store.lock:
-            rows = self.store.db.execute(
-                "SELECT id, notifier, rule, severity, title, body, attempts, created FROM outbox "
-                "WHERE notifier=? AND status='pending' AND next_at<=? AND id<=? ORDER BY id "
-                "LIMIT ?", (notifier, self.store.clock(), self.store.visible_id, limit)).fetchall()
-        return [Delivery(*row) for row in rows]
+            return self.store.db.execute(sql, args).fetchall()
+
+    def _write(self, sql: str, args: tuple[object, ...]) -> None:
+        if self._db is not None:
+            self._db.execute(sql, args)
+            return
+        with self.store.transaction():
+            self.store.db.execute(sql, args)
+
+    def due(self, notifier: str, limit: int = 20) -> list[Delivery]:
+        """Pending deliveries whose time has come, oldest first; only those on disk."""
+        rows = self._read(
+            "SELECT id, notifier, rule, severity, title, body, attempts, created FROM outbox "
+            "WHERE notifier=? AND status='pending' AND next_at<=? AND id<=? ORDER BY id "
+            "LIMIT ?", (notifier, self.store.clock(), self.store.visible_id, limit))
+        return [Delivery(*row) for row in rows]  # type: ignore[arg-type]
 
     def next_due(self, notifier: str) -> float | None:
-        with self.store.lock:
-            row = self.store.db.execute(
-                "SELECT MIN(next_at) FROM outbox WHERE notifier=? AND status='pending' AND id<=?",
-                (notifier, self.store.visible_id)).fetchone()
-        return row[0]
+        rows = self._read(
+            "SELECT MIN(next_at) FROM outbox WHERE notifier=? AND status='pending' AND id<=?",
+            (notifier, self.store.visible_id))
+        return rows[0][0]  # type: ignore[return-value]
 
     def delivered(self, delivery_id: int) -> None:
-        with self.store.transaction():
-            self.store.db.execute(
-                "UPDATE outbox SET status='delivered', attempts=attempts+1, done_at=?, "
-                "last_error=NULL WHERE id=?", (self.store.clock(), delivery_id))
+        self._write("UPDATE outbox SET status='delivered', attempts=attempts+1, done_at=?, "
+                    "last_error=NULL WHERE id=?", (self.store.clock(), delivery_id))
 
     def retry_later(self, delivery_id: int, error: str, next_at: float) -> None:
-        with self.store.transaction():
-            self.store.db.execute(
-                "UPDATE outbox SET attempts=attempts+1, next_at=?, last_error=? WHERE id=?",
-                (next_at, error[:500], delivery_id))
+        self._write("UPDATE outbox SET attempts=attempts+1, next_at=?, last_error=? WHERE id=?",
+                    (next_at, error[:500], delivery_id))
 
     def dead(self, delivery_id: int, error: str) -> None:
-        with self.store.transaction():
-            self.store.db.execute(
-                "UPDATE outbox SET status='dead', attempts=attempts+1, done_at=?, last_error=? "
-                "WHERE id=?", (self.store.clock(), error[:500], delivery_id))
+        self._write("UPDATE outbox SET status='dead', attempts=attempts+1, done_at=?, "
+                    "last_error=? WHERE id=?", (self.store.clock(), error[:500], delivery_id))
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Per notifier: how many alerts are pending, delivered and dead."""
+        if self._db is not None:
+            return counts(self._db)
         with self.store.lock:
             return counts(self.store.db)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
 
 
 def counts(db: sqlite3.Connection) -> dict[str, dict[str, int]]:

@@ -78,6 +78,8 @@ class Store:
         self._orders: dict[tuple[str, str], OrderState] = {}
         self._fills: set[tuple[str, str]] = set()
         self._dirty: dict[tuple[str, str], tuple[object, ...]] = {}
+        self._undo: dict[tuple[str, str], tuple[object, object]] | None = None
+        self._new_fills: list[tuple[str, str]] = []
         self._wal = None if str(path) == ":memory:" else f"{path}-wal"
         self.visible_id: int = self.db.execute(
             "SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()[0]
@@ -91,36 +93,72 @@ class Store:
             self.flush()
             self.db.close()
 
+    def connect(self) -> sqlite3.Connection:
+        """Another connection to the same file, for a thread that must not share this one
+        (a delivery worker); it sees only what was committed."""
+        db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
+                             timeout=30)
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
     @contextmanager
     def transaction(self, defer: bool = False) -> Iterator[None]:
-        """Writes inside commit together; re-entrant within the lock.
+        """Writes inside commit together, each top-level use in a savepoint of its own.
 
         With `defer`, the commit may wait (GROUP_COMMIT, or ALERT_COMMIT once an alert is in
-        it) so that following frames share it. An error rolls the whole open transaction back:
-        at most that much state, whose alerts no worker could see yet and which the next frame
-        restates.
+        it) so that following frames share it. An error rolls back to the savepoint: what
+        this use wrote, in the file and in the caches, and nothing of the frames before it.
         """
         with self.lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
             if self._open_since is None:
                 self.db.execute("BEGIN IMMEDIATE")
                 self._open_since = time.monotonic()
-            self._depth += 1
+            self._trim_caches()
+            self.db.execute("SAVEPOINT one")
+            marks = (self._alert_id, self._alert_since, set(self._alert_notify))
+            self._undo, self._new_fills = {}, []
+            self._depth = 1
             try:
                 yield
             except BaseException:
-                self._depth -= 1
-                if self._depth == 0:
-                    self.db.execute("ROLLBACK")
-                    self._open_since = None
-                    self._orders.clear()
-                    self._fills.clear()
-                    self._dirty.clear()
-                    self._alert_id, self._alert_since = 0, None
-                    self._alert_notify = set()
+                self._depth = 0
+                self._roll_back_one(marks)
                 raise
-            self._depth -= 1
-            if self._depth == 0 and (not defer or self.flush_due_in() == 0.0):
+            self._depth = 0
+            self._undo = None
+            self.db.execute("RELEASE one")
+            if not defer or self.flush_due_in() == 0.0:
                 self.flush()
+
+    def _roll_back_one(self, marks: tuple[int, float | None, set[str]]) -> None:
+        undo, self._undo = self._undo or {}, None
+        try:
+            self.db.execute("ROLLBACK TO one")
+            self.db.execute("RELEASE one")
+        finally:
+            for key, (order, dirty) in undo.items():
+                for cache, old in ((self._orders, order), (self._dirty, dirty)):
+                    if old is None:
+                        cache.pop(key, None)
+                    else:
+                        cache[key] = old  # type: ignore[assignment]
+            self._fills.difference_update(self._new_fills)
+            self._alert_id, self._alert_since, self._alert_notify = marks
+
+    def _trim_caches(self) -> None:
+        """Bound the caches between frames, never inside one (a savepoint could not undo it)."""
+        if len(self._orders) >= ORDER_CACHE:
+            self._write_orders()
+            self._orders.clear()
+        if len(self._fills) >= ORDER_CACHE:
+            self._fills.clear()
 
     def note_alert(self, row_id: int, notifier: str) -> None:
         """An outbox row was written in the open transaction; it becomes visible at commit."""
@@ -195,10 +233,9 @@ class Store:
 
     def put_order(self, source: str, order_id: str, state: OrderState) -> None:
         """Record an order's state; call inside a transaction (it is written at commit)."""
-        if len(self._orders) >= ORDER_CACHE:
-            self._write_orders()
-            self._orders.clear()
         key = (source, order_id)
+        if self._undo is not None and key not in self._undo:
+            self._undo[key] = (self._orders.get(key), self._dirty.get(key))
         status, order_qty, announced, credit = state
         self._orders[key] = state
         self._dirty[key] = (source, order_id, status,
@@ -210,9 +247,8 @@ class Store:
         key = (source, fill_id)
         if key in self._fills:
             return True
-        if len(self._fills) >= ORDER_CACHE:
-            self._fills.clear()
         self._fills.add(key)
+        self._new_fills.append(key)
         cur = self.db.execute("INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?)",
                               (source, fill_id, order_id, self.clock()))
         return cur.rowcount == 0

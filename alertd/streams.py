@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from alertd import wsclient
+from alertd.core import Core
 from alertd.decode import Drop, decode
-from alertd.pipeline import Pipeline
 from alertd.protocols import Protocol, SubscriptionRefused
 
 log = logging.getLogger("alertd.stream")
@@ -41,12 +41,12 @@ Connect = Callable[..., wsclient.Connection]
 
 
 class Stream:
-    """Keeps one account's socket on one market alive and feeds its frames to the pipeline."""
+    """Keeps one account's socket on one market alive and hands its frames to the core."""
 
-    def __init__(self, protocol: Protocol, pipeline: Pipeline, settings: StreamSettings, *,
+    def __init__(self, protocol: Protocol, core: Core, settings: StreamSettings, *,
                  connect: Connect = wsclient.connect, rng: Callable[[], float] = random.random,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.protocol, self.pipeline, self.settings = protocol, pipeline, settings
+        self.protocol, self.core, self.settings = protocol, core, settings
         self._connect, self._rng, self._clock = connect, rng, clock
         self.source = protocol.source
         self.connects = 0
@@ -139,7 +139,7 @@ class Stream:
         self._last_error = reason
         self.state = "rejected"
         log.error("%s: %s; trying again in %.0f s", self.source.key, reason, delay)
-        self.pipeline.stream_status(self.source, "rejected", reason)
+        self.core.stream_status(self.source, "rejected", reason)
         self._down_reported = True
         self._wait(delay, down_since)
 
@@ -154,7 +154,7 @@ class Stream:
                           f"({self.source.market}) unreachable for {now - down_since:.0f} s: "
                           f"{self._last_error}")
                 log.error("%s: %s", self.source.key, reason)
-                self.pipeline.stream_status(self.source, "disconnected", reason)
+                self.core.stream_status(self.source, "disconnected", reason)
             if now >= deadline:
                 return
             self._stopping.wait(min(self.settings.tick, deadline - now))
@@ -184,17 +184,15 @@ class Stream:
                 if self._down_reported:
                     log.info("%s: back after being reported down", src.key)
                 self._down_reported = False
-                self.pipeline.stream_status(src, "connected", f"connected to {protocol.url}")
+                self.core.stream_status(src, "connected", f"connected to {protocol.url}")
             if not announced and self._clock() - opened > s.ack_timeout:
                 return f"no answer within {s.ack_timeout:.0f} s of connecting", answered
-            due = self.pipeline.flush_due_in()
             try:
-                raw = conn.recv(s.tick if due is None else min(s.tick, max(0.001, due)))
+                raw = conn.recv(s.tick)
             except wsclient.TransportError as exc:
                 return f"disconnected ({exc})", answered
             now = self.heartbeat = self._clock()
             if raw is None:
-                self.pipeline.flush()
                 if now - last_frame >= s.idle_timeout:
                     return f"no frame for {now - last_frame:.0f} s", answered
                 if now - max(last_frame, last_sent) >= s.ping_every:
@@ -216,8 +214,8 @@ class Stream:
             try:
                 frame = decode(raw)
             except Drop as drop:
-                self.pipeline.drop(src, drop)
+                self.core.drop(src, drop)
                 continue
             if not protocol.control(frame):
-                self.pipeline.frame(src, frame)
+                self.core.frame(src, frame)
         return "stopping", answered

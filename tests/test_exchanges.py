@@ -155,3 +155,50 @@ def test_yaml_thresholds_are_exact_decimals_never_floats(pipeline):
     frame = ('{"type":"Account","sub_type":"balance","balance":'
              '[{"asset":"ada","free":0.1000000000000000001,"locked":0}]}')
     assert [a.rule for a in pipeline.raw(MAIN, frame) if a.rule == "tiny"] == ["tiny"]
+
+
+class ExplodingDetector:
+    """The real detector, failing on symbol BOOM after it has written its state (a bug)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def observe(self, src, obs, quiet=False):
+        events = self.inner.observe(src, obs, quiet)
+        if getattr(obs, "symbol", "") == "BOOM":
+            raise RuntimeError("bug")
+        return events
+
+
+def test_a_failing_frame_rolls_back_alone_not_the_frames_committed_with_it(pipeline):
+    pipeline.detector = ExplodingDetector(pipeline.detector)
+    before = dd_order("o1", "partially_filled", [("r1", "5")], "5")
+    boom = dd_order("o2", "partially_filled", [("r2", "5")], "5")
+    boom["order"]["symbol"] = "BOOM"
+    after = dd_order("o3", "partially_filled", [("r3", "5")], "5")
+    for frame in (before, boom, after):  # one group commit: nothing flushed in between
+        pipeline.raw(MAIN, json.dumps(frame))
+    pipeline.flush()
+    rows = pipeline.store.db.execute("SELECT title FROM outbox WHERE rule='fills'").fetchall()
+    assert sorted(t for (t,) in rows) == ["r1 5 no", "r3 5 no"]
+    assert pipeline.store.order("main/spot", "o2") is None
+    assert pipeline.drops.counts[("main/spot", "internal_error")] == 1
+    # the failed frame left nothing behind: sent again (the bug gone), it is announced
+    pipeline.detector = pipeline.detector.inner
+    assert titles(pipeline, MAIN, boom) == ["r2 5 no"]
+
+
+def test_the_core_thread_commits_an_alert_with_nobody_else_calling_flush(pipeline):
+    from alertd.core import Core
+    from tests.sinks import wait_for
+
+    committed: list[set[str]] = []
+    pipeline.on_queued = committed.append
+    core = Core(pipeline)
+    core.start()
+    try:
+        core.submit(pipeline.raw, MAIN, json.dumps(dd_order("o1", "open", [("r1", "1")], "1")))
+        assert wait_for(lambda: committed == [{"t"}], 5)
+        assert pipeline.store.visible_id >= 1
+    finally:
+        core.stop()
