@@ -21,6 +21,7 @@ from alertd.config import Config
 from alertd.core import Core
 from alertd.delivery import DeliveryWorker
 from alertd.errors import LoadError, Problem
+from alertd.exchanges import catch_up_for
 from alertd.normalise import TERMINAL
 from alertd.notify import Notifier
 from alertd.outbox import Delivery, Outbox
@@ -82,7 +83,8 @@ class Agent:
                 for name, n in notifiers.items()}
 
     def _streams(self, config: Config) -> list[Stream]:
-        return [Stream(p, self.core, self.settings, connect=self._connect)  # type: ignore[arg-type]
+        return [Stream(p, self.core, self.settings, connect=self._connect,  # type: ignore[arg-type]
+                       catch_up=catch_up_for(p.account, p.source.market))
                 for account in config.accounts for p in protocols_for(account)]
 
     def _wake(self, notifiers: Iterable[str]) -> None:

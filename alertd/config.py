@@ -6,6 +6,7 @@ Secrets are written as `${NAME}`: taken from the environment, or from
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from alertd.errors import LoadError, Problem
 from alertd.redact import SecretURL, register_secret
@@ -40,6 +42,19 @@ class Account:
     api_key: str | None = field(default=None, repr=False)
     user: str | None = None
     markets: tuple[str, ...] = ("spot",)
+    rest_url: str | None = None
+
+    def rest_base(self) -> str:
+        """Where the REST API is: `rest_url`, or the stream's host over http(s), with
+        DeltaDeFi's `stream.` host swapped for its `api.` host (as the SDKs configure)."""
+        if self.rest_url:
+            return self.rest_url.rstrip("/")
+        parts = urlsplit(self.url)
+        scheme = "https" if parts.scheme == "wss" else "http"
+        host = parts.netloc
+        if self.exchange == "deltadefi" and host.startswith("stream"):
+            host = "api" + host[len("stream"):]
+        return f"{scheme}://{host}"
 
     def stream_url(self, market: str) -> SecretURL:
         """Where to connect for one market; the DeltaDeFi form carries the key."""
@@ -201,7 +216,7 @@ def _accounts(path: Path, data: LDict, expand: _Expander,
         if not isinstance(item, LDict):
             problems.append(Problem(path, line, "each account is a mapping with name and exchange"))
             continue
-        allowed = ("name", "exchange", "api_key", "url", "user", "markets")
+        allowed = ("name", "exchange", "api_key", "url", "user", "markets", "rest_url")
         for key in item:
             if key not in allowed:
                 problems.append(Problem(path, item.line_of(key), f"unknown account key '{key}'; "
@@ -228,10 +243,17 @@ def _accounts(path: Path, data: LDict, expand: _Expander,
             problems.append(Problem(path, item.line_of("url"), f"account '{name}': put the key in "
                                     "'api_key', not in the url's query string"))
             continue
+        rest = item.get("rest_url")
+        if rest is not None and (not isinstance(rest, str)
+                                 or not rest.startswith(("https://", "http://"))):
+            problems.append(Problem(path, item.line_of("rest_url"), f"account '{name}': "
+                                    "rest_url must start with https:// (or http://)"))
+            rest = None
         if exchange == "deltadefi":
-            out.append(_deltadefi(path, item, name, url, expand, problems))
+            account = _deltadefi(path, item, name, url, expand, problems)
         else:
-            out.append(_sodex(path, item, name, url, problems))
+            account = _sodex(path, item, name, url, problems)
+        out.append(dataclasses.replace(account, rest_url=rest))
     return out
 
 

@@ -40,6 +40,8 @@ def decode(raw: bytes | str) -> dict[str, Any]:
         obj = _decoder.decode(raw)
     except ValueError as exc:
         raise Drop("not_json", str(exc)) from None
+    except RecursionError:
+        raise Drop("too_deep", "nested deeper than the parser allows") from None
     if not isinstance(obj, dict):
         raise Drop("not_object", type(obj).__name__)
     return obj

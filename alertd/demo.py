@@ -13,6 +13,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -61,18 +63,23 @@ class ConsoleNotifier:
 
 def dd_order(order_id: str, status: str, records: list[tuple[str, str]], executed: str,
              qty: str = "2000", price: str = "0.93") -> dict[str, Any]:
-    """A DeltaDeFi order_info frame as the exchange documents it."""
+    """A DeltaDeFi order_info frame as the exchange documents it, its records stamped now."""
+    now = time.time()
     recs = [{"id": rid, "order_id": order_id, "execution_price": price, "filled_base_qty": q,
-             "filled_quote_qty": str(float(q) * float(price)), "commission": "0.1",
-             "commission_unit": "ada", "role": "taker", "created_at": f"2026-11-22T10:0{i}:00Z"}
+             "filled_quote_qty": str(Decimal(q) * Decimal(price)), "commission": "0.1",
+             "commission_unit": "ada", "role": "taker", "created_at": _iso(now + i / 1000)}
             for i, (rid, q) in enumerate(records)]
     return {"type": "Account", "sub_type": "order_info", "order": {
         "id": order_id, "account_id": "acc-1", "status": status, "symbol": "ADAUSDM",
-        "base_qty": qty, "quote_qty": str(float(qty) * float(price)), "side": "buy",
+        "base_qty": qty, "quote_qty": str(Decimal(qty) * Decimal(price)), "side": "buy",
         "price": price, "type": "limit", "locked_base_qty": qty, "executed_base_qty": executed,
         "executed_quote_qty": "0", "executed_price": price, "commission_unit": "ada",
-        "commission": "0", "commission_rate_bp": 10, "created_at": "2026-11-22T10:00:00Z",
-        "updated_at": "2026-11-22T10:00:00Z", "order_execution_records": recs}}
+        "commission": "0", "commission_rate_bp": 10, "created_at": _iso(now - 120),
+        "updated_at": _iso(now), "order_execution_records": recs}}
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def dd_balance(ada: str, usdm: str = "1153.006812") -> str:

@@ -32,9 +32,10 @@ class Detector:
         self.store = store
         self._looked_at: set[str] = set()
 
-    def observe(self, src: Source, obs: Observation, quiet: bool = False) -> list[Event]:
-        """Events in one observation; `quiet` records without announcing (the first look at
-        a stream's history, which happened before alertd watched)."""
+    def observe(self, src: Source, obs: Observation, quiet: float | None = None) -> list[Event]:
+        """Events in one observation. With `quiet` (an epoch time) it is a first look at a
+        stream's history: what happened up to then is recorded, not announced, since it
+        happened before alertd watched; a fill stamped later is still news."""
         if isinstance(obs, OrderObs):
             return self._order(src, obs, quiet)
         if isinstance(obs, FillObs):
@@ -60,13 +61,13 @@ class Detector:
             "filled_qty": filled, "order_qty": order_qty, "complete": complete,
             "caught_up": src.catching_up})
 
-    def _order(self, src: Source, o: OrderObs, quiet: bool) -> list[Event]:
+    def _order(self, src: Source, o: OrderObs, quiet: float | None) -> list[Event]:
         known = self.store.order(src.key, o.order_id)
         prev_status, _, announced, credit = known or (None, None, ZERO, ZERO)
         events: list[Event] = []
         if o.fills is not None:
             announced, credit, events = self._records(src, o, announced, credit, quiet)
-        if o.status != prev_status and not quiet:
+        if o.status != prev_status and quiet is None:
             events.append(Event("order", f"{src.key}/{o.order_id}", {
                 **self._common(src, o.time), "order_id": o.order_id, "symbol": o.symbol,
                 "side": o.side, "type": o.type, "status": o.status,
@@ -78,7 +79,7 @@ class Detector:
         return events
 
     def _records(self, src: Source, o: OrderObs, announced: Decimal, credit: Decimal,
-                 quiet: bool) -> tuple[Decimal, Decimal, list[Event]]:
+                 quiet: float | None) -> tuple[Decimal, Decimal, list[Event]]:
         """DeltaDeFi fills: one per new execution record, sized exactly.
 
         When `executed_base_qty` runs ahead of the records, the difference is announced at
@@ -108,16 +109,14 @@ class Detector:
                 out.append((derived, executed))
             credit += qty
             announced = executed
-        if quiet:
-            return announced, credit, []
         done = o.status == "filled"
         return announced, credit, [
             self._fill_event(src, f, filled, o.qty,
                              (o.qty is not None and filled >= o.qty)
                              or (done and filled >= executed))
-            for f, filled in out]
+            for f, filled in out if not _history(f, quiet)]
 
-    def _trade(self, src: Source, f: FillObs, quiet: bool) -> list[Event]:
+    def _trade(self, src: Source, f: FillObs, quiet: float | None) -> list[Event]:
         """SoDEX accountTrade: the fill itself; progress comes from the order's fills so far."""
         if self.store.fill_seen(src.key, f.trade_id, f.order_id):
             return []
@@ -125,7 +124,7 @@ class Detector:
             None, None, ZERO, ZERO)
         announced += f.qty
         self.store.put_order(src.key, f.order_id, (status, order_qty, announced, credit))
-        if quiet:
+        if _history(f, quiet):
             return []
         complete = order_qty is not None and announced >= order_qty
         return [self._fill_event(src, f, announced, order_qty, complete)]
@@ -200,6 +199,10 @@ class Detector:
             return []
         return [Event("stream", subject, {**self._common(src, s.time), "status": s.status,
                                           "reason": s.reason})]
+
+
+def _history(f: FillObs, quiet: float | None) -> bool:
+    return quiet is not None and (f.ts is None or f.ts <= quiet)
 
 
 def _part(f: FillObs, qty: Decimal) -> FillObs:

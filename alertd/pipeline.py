@@ -6,10 +6,12 @@ the delivery side is only told (through `on_queued`) which notifiers have new wo
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -63,7 +65,8 @@ class DropLog:
         return out
 
 
-INVALID = frozenset({"not_utf8", "not_json", "not_object", "schema_invalid", "oversized"})
+INVALID = frozenset({"not_utf8", "not_json", "not_object", "schema_invalid", "oversized",
+                     "too_deep"})
 BURST, BURST_WINDOW, BURST_EVERY = 3, 600.0, 3600.0
 
 
@@ -72,18 +75,27 @@ class BurstWatch:
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
-        self._recent: dict[str, list[float]] = {}
+        self._recent: dict[str, deque[float]] = {}
+        self._counts: Counter[str] = Counter()
         self._reported: dict[str, float] = {}
 
     def add(self, key: str) -> int:
-        """How many invalid frames the window holds, if that is a burst to report now; else 0."""
+        """How many invalid frames the window held, if that is a burst to report now; else 0.
+
+        Constant time and memory per frame: only the last BURST times are kept (enough to
+        tell a burst), and the window's count is reset when the window slides past."""
         now = self._clock()
-        recent = [t for t in self._recent.get(key, ()) if now - t < BURST_WINDOW] + [now]
-        self._recent[key] = recent
-        if len(recent) < BURST or now - self._reported.get(key, -BURST_EVERY) < BURST_EVERY:
+        recent = self._recent.setdefault(key, deque(maxlen=BURST))
+        if recent and now - recent[-1] >= BURST_WINDOW:
+            self._counts[key] = 0
+        recent.append(now)
+        self._counts[key] += 1
+        if len(recent) < BURST or now - recent[0] >= BURST_WINDOW \
+                or now - self._reported.get(key, -BURST_EVERY) < BURST_EVERY:
             return 0
         self._reported[key] = now
-        return len(recent)
+        count, self._counts[key] = self._counts[key], 0
+        return count
 
 
 class Pipeline:
@@ -127,8 +139,24 @@ class Pipeline:
         log.error("%s: %s", src.key, reason)
         return self.stream_status(src, "invalid_messages", reason)
 
-    def frame(self, src: Source, frame: dict[str, Any]) -> list[Alert]:
-        """Validate, normalise and process one decoded data frame."""
+    def catch_up(self, src: Source, frames: list[dict[str, Any]],
+                 watched_since: float) -> list[Alert]:
+        """Frames restated over REST after a gap: fills not seen before are announced, marked
+        `caught_up`. On a stream never seen before, what happened before `watched_since` (when
+        its socket came up) is history, recorded quietly."""
+        quiet = None if self.store.source_known(src.key) else watched_since
+        src = dataclasses.replace(src, catching_up=True)
+        alerts: list[Alert] = []
+        for frame in frames:
+            alerts += self.frame(src, frame, quiet=quiet)
+        self.store.flush()
+        return alerts
+
+    def frame(self, src: Source, frame: dict[str, Any],
+              quiet: float | None = None) -> list[Alert]:
+        """Validate, normalise and process one decoded data frame. What it shows up to
+        `quiet` (epoch seconds) is history; by default a snapshot on a stream that has
+        recorded nothing yet is history entirely."""
         now = self.clock()
         try:
             if src.exchange == "deltadefi":
@@ -146,7 +174,7 @@ class Pipeline:
             return self.drop(src, Drop("unreadable", f"{type(exc).__name__}: {exc}"))
         self.frames += 1
         try:
-            return self.observe(src, observations, snapshot)
+            return self.observe(src, observations, snapshot, quiet)
         except Exception as exc:  # a bug must cost one frame, never the stream
             log.exception("%s: internal error on a frame; it was dropped", src.key)
             self.drops.add(src, Drop("internal_error", f"{type(exc).__name__}: {exc}"))
@@ -173,11 +201,12 @@ class Pipeline:
         """Record a connection state change reported by a source."""
         return self.observe(src, [StreamObs(status, reason, normalise.iso(None, self.clock()))])
 
-    def observe(self, src: Source, observations: list[Observation],
-                snapshot: bool = False) -> list[Alert]:
+    def observe(self, src: Source, observations: list[Observation], snapshot: bool = False,
+                quiet: float | None = None) -> list[Alert]:
         alerts: list[Alert] = []
         with self.store.transaction(defer=True):
-            quiet = snapshot and not self.store.source_known(src.key)
+            if quiet is None and snapshot and not self.store.source_known(src.key):
+                quiet = math.inf
             for obs in observations:
                 for event in self.detector.observe(src, obs, quiet):
                     for alert in evaluate(event, self.rules, self.store):

@@ -24,6 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
+from alertd.simrest import SimRest
+
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -85,6 +87,7 @@ class Simulator:
         self.refuse_channels: set[str] = set()
         self.silent: set[str] = set()
         self.refusing_until: dict[str, float] = {}
+        self.rest = SimRest(valid_keys)
         self._clients: list[_Client] = []
         self._cond = threading.Condition()
         self._server: Server | None = None
@@ -137,6 +140,11 @@ class Simulator:
         return None
 
     def _admit(self, conn: ServerConnection, request: Any) -> Any:
+        rest = self.rest.answer(request.path, request.headers)
+        if rest is not None:
+            response = conn.respond(rest[0], rest[1])
+            response.headers["Content-Type"] = "application/json"
+            return response
         key = self._route(request.path)
         with self._cond:
             self.handshakes[key or "?"] += 1
@@ -218,13 +226,21 @@ class Simulator:
         with self._cond:
             return [c for c in self._clients if c.key == key]
 
-    def push_deltadefi(self, api_key: str, frame: dict[str, Any] | str | bytes) -> int:
-        """Send a frame to every socket of that key; returns how many got it."""
+    def push_deltadefi(self, api_key: str, frame: dict[str, Any] | str | bytes,
+                       live: bool = True) -> int:
+        """Make it happen on the account (REST shows it) and, if `live`, send the frame to
+        every socket of that key; returns how many got it."""
+        self.rest.deltadefi(api_key, frame)
+        if not live:
+            return 0
         payload = frame if isinstance(frame, str | bytes) else json.dumps(frame)
         return sum(c.send(payload) for c in self.clients(deltadefi_key(api_key)))
 
     def push_sodex(self, user: str, market: str, channel: str, data: Any,
-                   kind: str = "update") -> int:
+                   kind: str = "update", live: bool = True) -> int:
+        self.rest.sodex(user, market, channel, data)
+        if not live:
+            return 0
         frame = json.dumps({"channel": channel, "type": kind, "data": data})
         return self.send_raw(sodex_key(user, market), frame, channel)
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from alertd import wsclient
 from alertd.core import Core
 from alertd.decode import Drop, decode
+from alertd.exchanges import WINDOW, CatchUp
+from alertd.http import Http, RestError
 from alertd.protocols import Protocol, SubscriptionRefused
 
 log = logging.getLogger("alertd.stream")
@@ -35,6 +37,7 @@ class StreamSettings:
     refused_backoff: float = 300.0
     down_after: float = 120.0
     tick: float = 1.0
+    catch_up_retry: float = 30.0
 
 
 Connect = Callable[..., wsclient.Connection]
@@ -45,8 +48,15 @@ class Stream:
 
     def __init__(self, protocol: Protocol, core: Core, settings: StreamSettings, *,
                  connect: Connect = wsclient.connect, rng: Callable[[], float] = random.random,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 catch_up: CatchUp | None = None) -> None:
         self.protocol, self.core, self.settings = protocol, core, settings
+        self.catch_up = catch_up
+        self._http = Http(timeout=min(10.0, settings.connect_timeout))
+        self._catch_up_due: float | None = None
+        self._catch_up_failed = False
+        self._levels_fresh = False
+        self._watched_since = time.time()
         self._connect, self._rng, self._clock = connect, rng, clock
         self.source = protocol.source
         self.connects = 0
@@ -98,6 +108,8 @@ class Stream:
             self.state = "connecting"
             self.heartbeat = self._clock()
             try:
+                if self.catch_up is not None:
+                    self._levels_fresh = self._run_catch_up(levels=True)
                 conn = self._connect(self.protocol.url, self.settings.connect_timeout)
             except wsclient.HandshakeRejected as exc:
                 if exc.status in (401, 403):
@@ -134,6 +146,40 @@ class Stream:
         self.state = "stopped"
         log.info("%s: stopped", name)
 
+    def _run_catch_up(self, levels: bool) -> bool:
+        """Ask the REST API what the socket does not say; a failure is reported once and
+        tried again, never fatal.
+
+        Before each connect it fetches everything (`levels`: balances, positions, orders),
+        so that every live frame read afterwards is newer than that baseline; once the
+        socket is up it fetches fills only, for those made while it was connecting (a fill
+        is news whenever it comes; a stale balance applied after a live one would not be).
+        """
+        assert self.catch_up is not None
+        src = self.source
+        started = time.time()
+        try:
+            frames = self.catch_up.frames(self._http, started - WINDOW, levels=levels)
+        except RestError as exc:
+            self._catch_up_due = self._clock() + self.settings.catch_up_retry
+            log.warning("%s: catch-up over REST failed, retrying in %.0f s: %s", src.key,
+                        self.settings.catch_up_retry, exc)
+            if not self._catch_up_failed:
+                self._catch_up_failed = True
+                self.core.stream_status(src, "catch_up_failed", (
+                    f"{src.exchange} account {src.account} ({src.market}): cannot fetch what "
+                    f"was missed while disconnected: {exc}; retrying"))
+            return False
+        self._catch_up_due = None
+        if self._catch_up_failed and not levels:
+            self._catch_up_failed = False
+            self.core.stream_status(src, "connected", "caught up over REST")
+        watched = started if levels else self._watched_since
+        if frames:
+            self.core.submit(self.core.pipeline.catch_up, src, frames, watched)
+        log.info("%s: caught up over REST (%d frames)", src.key, len(frames))
+        return True
+
     def _refused(self, reason: str, down_since: float) -> None:
         delay = self.settings.refused_backoff * (0.75 + self._rng() / 2)
         self._last_error = reason
@@ -167,6 +213,7 @@ class Stream:
         neither announced nor allowed to hide that the account is unreachable.
         """
         s, protocol, src = self.settings, self.protocol, self.source
+        self._watched_since = time.time()  # what happens from here on is watched, not history
         try:
             for message in protocol.opening():
                 conn.send(message)
@@ -185,6 +232,10 @@ class Stream:
                     log.info("%s: back after being reported down", src.key)
                 self._down_reported = False
                 self.core.stream_status(src, "connected", f"connected to {protocol.url}")
+                self._catch_up_due = self._clock() if self.catch_up is not None else None
+            if self._catch_up_due is not None and self._clock() >= self._catch_up_due:
+                self._run_catch_up(levels=not self._levels_fresh)
+                last_frame = self._clock()
             if not announced and self._clock() - opened > s.ack_timeout:
                 return f"no answer within {s.ack_timeout:.0f} s of connecting", answered
             try:

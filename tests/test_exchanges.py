@@ -202,3 +202,10 @@ def test_the_core_thread_commits_an_alert_with_nobody_else_calling_flush(pipelin
         assert pipeline.store.visible_id >= 1
     finally:
         core.stop()
+
+
+def test_a_frame_nested_past_the_parser_costs_that_frame_only(pipeline):
+    deep = "[" * 100_000 + "]" * 100_000
+    assert pipeline.raw(MAIN, deep) == []
+    assert titles(pipeline, MAIN, dd_order("o1", "open", [("r1", "2")], "2")) == ["r1 2 no"]
+    assert pipeline.drops.counts[("main/spot", "too_deep")] == 1
