@@ -61,18 +61,23 @@ class SimRest:
     # --- the endpoints --------------------------------------------------------------------------
 
     def answer(self, path: str, headers: Any) -> tuple[int, str] | None:
+        """The reply to a REST request; it is listed in `requests` once its reply is made."""
+        reply = self._answer(path, headers)
+        if reply is not None:
+            self.requests.append(urlsplit(path).path)
+        return reply
+
+    def _answer(self, path: str, headers: Any) -> tuple[int, str] | None:
         parts = urlsplit(path)
         if parts.path.startswith("/api/v1/"):
             segments = parts.path.strip("/").split("/")
             if len(segments) < 6 or segments[3] != "accounts":
                 return 404, '{"code":404,"message":"no such endpoint"}'
-            self.requests.append(parts.path)
             if self.failing:
                 return 503, '{"code":503,"message":"maintenance"}'
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
             return self._sodex(segments[4], segments[2], "/".join(segments[5:]), query)
         if parts.path.startswith("/accounts/") and parts.path != "/accounts/stream":
-            self.requests.append(parts.path)
             if self.failing:
                 return 503, '{"error":"maintenance"}'
             key = headers.get("X-API-KEY", "")
