@@ -151,9 +151,9 @@ class Stream:
         tried again, never fatal.
 
         Before each connect it fetches everything (`levels`: balances, positions, orders),
-        so that every live frame read afterwards is newer than that baseline; once the
-        socket is up it fetches fills only, for those made while it was connecting (a fill
-        is news whenever it comes; a stale balance applied after a live one would not be).
+        so that every live frame read afterwards is newer than that baseline; only if that
+        failed is it tried again once the socket is up (then fills only would be safer, see
+        the README's note on the connect window).
         """
         assert self.catch_up is not None
         src = self.source
@@ -232,7 +232,8 @@ class Stream:
                     log.info("%s: back after being reported down", src.key)
                 self._down_reported = False
                 self.core.stream_status(src, "connected", f"connected to {protocol.url}")
-                self._catch_up_due = self._clock() if self.catch_up is not None else None
+                fetch = self.catch_up is not None and not self._levels_fresh
+                self._catch_up_due = self._clock() if fetch else None
             if self._catch_up_due is not None and self._clock() >= self._catch_up_due:
                 self._run_catch_up(levels=not self._levels_fresh)
                 last_frame = self._clock()
