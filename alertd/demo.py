@@ -13,13 +13,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
 from alertd.agent import Agent
 from alertd.config import Account, Config
+from alertd.normalise import iso
 from alertd.notify import Notifier, build_notifiers
 from alertd.outbox import Outbox
 from alertd.rules import RuleSet, load_rules
@@ -67,19 +67,15 @@ def dd_order(order_id: str, status: str, records: list[tuple[str, str]], execute
     now = time.time()
     recs = [{"id": rid, "order_id": order_id, "execution_price": price, "filled_base_qty": q,
              "filled_quote_qty": str(Decimal(q) * Decimal(price)), "commission": "0.1",
-             "commission_unit": "ada", "role": "taker", "created_at": _iso(now + i / 1000)}
+             "commission_unit": "ada", "role": "taker", "created_at": iso(None, now + i / 1000)}
             for i, (rid, q) in enumerate(records)]
     return {"type": "Account", "sub_type": "order_info", "order": {
         "id": order_id, "account_id": "acc-1", "status": status, "symbol": "ADAUSDM",
         "base_qty": qty, "quote_qty": str(Decimal(qty) * Decimal(price)), "side": "buy",
         "price": price, "type": "limit", "locked_base_qty": qty, "executed_base_qty": executed,
         "executed_quote_qty": "0", "executed_price": price, "commission_unit": "ada",
-        "commission": "0", "commission_rate_bp": 10, "created_at": _iso(now - 120),
-        "updated_at": _iso(now), "order_execution_records": recs}}
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        "commission": "0", "commission_rate_bp": 10, "created_at": iso(None, now - 120),
+        "updated_at": iso(None, now), "order_execution_records": recs}}
 
 
 def dd_balance(ada: str, usdm: str = "1153.006812") -> str:

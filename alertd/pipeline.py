@@ -143,13 +143,12 @@ class Pipeline:
                  watched_since: float) -> list[Alert]:
         """Frames restated over REST after a gap: fills not seen before are announced, marked
         `caught_up`. On a stream never seen before, what happened before `watched_since` (when
-        its socket came up) is history, recorded quietly."""
+        the catch-up began) is history, recorded quietly; the core commits it on its timer."""
         quiet = None if self.store.source_known(src.key) else watched_since
         src = dataclasses.replace(src, catching_up=True)
         alerts: list[Alert] = []
         for frame in frames:
             alerts += self.frame(src, frame, quiet=quiet)
-        self.store.flush()
         return alerts
 
     def frame(self, src: Source, frame: dict[str, Any],

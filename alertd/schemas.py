@@ -79,7 +79,6 @@ SX_PERPS_ACCOUNT = _obj({}, {
     "E": MS,
     "B": {"type": ["array", "null"], "items": _obj({"a": STR, "wb": DEC}, {"co": OPT_DEC})},
     "P": {"type": ["array", "null"], "items": _SX_POSITION}})
-SX_ORDER, SX_TRADE = _SX_ORDER, _SX_TRADE
 
 SODEX: dict[str, dict[str, Any]] = {
     "accountUpdate/spot": _push(SX_SPOT_ACCOUNT),

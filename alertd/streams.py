@@ -52,11 +52,9 @@ class Stream:
                  catch_up: CatchUp | None = None) -> None:
         self.protocol, self.core, self.settings = protocol, core, settings
         self.catch_up = catch_up
-        self._http = Http(timeout=min(10.0, settings.connect_timeout))
+        self._http = Http(timeout=min(10.0, settings.connect_timeout)) if catch_up else None
         self._catch_up_due: float | None = None
         self._catch_up_failed = False
-        self._levels_fresh = False
-        self._watched_since = time.time()
         self._connect, self._rng, self._clock = connect, rng, clock
         self.source = protocol.source
         self.connects = 0
@@ -99,6 +97,8 @@ class Stream:
                     self._conn = None
                 self._stopping.wait(5)
         self.state = "stopped"
+        if self._http is not None:
+            self._http.close()
 
     def _run(self) -> None:
         failures = 0
@@ -108,8 +108,9 @@ class Stream:
             self.state = "connecting"
             self.heartbeat = self._clock()
             try:
-                if self.catch_up is not None:
-                    self._levels_fresh = self._run_catch_up(levels=True)
+                if self.catch_up is not None and (self._catch_up_due is None
+                                                  or self._clock() >= self._catch_up_due):
+                    self._run_catch_up()
                 conn = self._connect(self.protocol.url, self.settings.connect_timeout)
             except wsclient.HandshakeRejected as exc:
                 if exc.status in (401, 403):
@@ -146,20 +147,18 @@ class Stream:
         self.state = "stopped"
         log.info("%s: stopped", name)
 
-    def _run_catch_up(self, levels: bool) -> bool:
+    def _run_catch_up(self) -> None:
         """Ask the REST API what the socket does not say; a failure is reported once and
-        tried again, never fatal.
+        tried again every `catch_up_retry`, never fatal.
 
-        Before each connect it fetches everything (`levels`: balances, positions, orders),
-        so that every live frame read afterwards is newer than that baseline; only if that
-        failed is it tried again once the socket is up (then fills only would be safer, see
-        the README's note on the connect window).
+        It runs before each connect, so that every live frame read afterwards is newer than
+        the baseline it sets; only a catch-up that failed is retried with the socket up.
         """
-        assert self.catch_up is not None
+        assert self.catch_up is not None and self._http is not None
         src = self.source
         started = time.time()
         try:
-            frames = self.catch_up.frames(self._http, started - WINDOW, levels=levels)
+            frames = self.catch_up.frames(self._http, started - WINDOW)
         except RestError as exc:
             self._catch_up_due = self._clock() + self.settings.catch_up_retry
             log.warning("%s: catch-up over REST failed, retrying in %.0f s: %s", src.key,
@@ -169,16 +168,14 @@ class Stream:
                 self.core.stream_status(src, "catch_up_failed", (
                     f"{src.exchange} account {src.account} ({src.market}): cannot fetch what "
                     f"was missed while disconnected: {exc}; retrying"))
-            return False
+            return
         self._catch_up_due = None
-        if self._catch_up_failed and not levels:
+        if frames:
+            self.core.submit(self.core.pipeline.catch_up, src, frames, started)
+        if self._catch_up_failed:
             self._catch_up_failed = False
             self.core.stream_status(src, "connected", "caught up over REST")
-        watched = started if levels else self._watched_since
-        if frames:
-            self.core.submit(self.core.pipeline.catch_up, src, frames, watched)
         log.info("%s: caught up over REST (%d frames)", src.key, len(frames))
-        return True
 
     def _refused(self, reason: str, down_since: float) -> None:
         delay = self.settings.refused_backoff * (0.75 + self._rng() / 2)
@@ -213,7 +210,6 @@ class Stream:
         neither announced nor allowed to hide that the account is unreachable.
         """
         s, protocol, src = self.settings, self.protocol, self.source
-        self._watched_since = time.time()  # what happens from here on is watched, not history
         try:
             for message in protocol.opening():
                 conn.send(message)
@@ -232,10 +228,8 @@ class Stream:
                     log.info("%s: back after being reported down", src.key)
                 self._down_reported = False
                 self.core.stream_status(src, "connected", f"connected to {protocol.url}")
-                fetch = self.catch_up is not None and not self._levels_fresh
-                self._catch_up_due = self._clock() if fetch else None
             if self._catch_up_due is not None and self._clock() >= self._catch_up_due:
-                self._run_catch_up(levels=not self._levels_fresh)
+                self._run_catch_up()
                 last_frame = self._clock()
             if not announced and self._clock() - opened > s.ack_timeout:
                 return f"no answer within {s.ack_timeout:.0f} s of connecting", answered

@@ -18,10 +18,7 @@ from alertd.rules import load_rules
 from alertd.store import Store
 from tests.conftest import write
 from tests.frames import dd_order, sx, sx_order, sx_trade
-
-MAIN = Source("main", "deltadefi", "spot")
-SPOT = Source("desk", "sodex", "spot")
-PERPS = Source("desk", "sodex", "perps")
+from tests.test_pipeline import MAIN, PERPS, SPOT
 
 RULES = """
 rules:

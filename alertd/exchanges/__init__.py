@@ -1,6 +1,6 @@
 """One package per exchange: what it takes to catch up with an account over REST.
 
-After every (re)connect a stream asks its exchange's `CatchUp` for what the socket does not
+Before every (re)connect a stream asks its exchange's `CatchUp` for what the socket does not
 replay: the balances as they are now and the orders and fills of the last day. The answer is
 a list of frames in the stream's own shapes, so the same schemas, normalising and detection
 read them; fills already seen are not announced again, missed ones are, marked `caught_up`.
@@ -22,9 +22,8 @@ DEADLINE = 30.0
 
 
 class CatchUp(Protocol):
-    def frames(self, http: Http, since: float, levels: bool = True) -> list[dict[str, Any]]:
-        """Frames, oldest first, restating the account since `since` (epoch seconds); without
-        `levels` only its fills (no balance, position or order status)."""
+    def frames(self, http: Http, since: float) -> list[dict[str, Any]]:
+        """Frames, oldest first, restating the account since `since` (epoch seconds)."""
         ...
 
 

@@ -23,9 +23,7 @@ class DeltaDefiCatchUp:
         self.base = account.rest_base()
         self._headers = {"X-API-KEY": account.api_key or ""}
 
-    def frames(self, http: Http, since: float, levels: bool = True) -> list[dict[str, Any]]:
-        if not levels:
-            return []  # an order's next frame restates all its records: nothing to fetch
+    def frames(self, http: Http, since: float) -> list[dict[str, Any]]:
         budget = Budget()
         get = self._get(http, budget)
         balances = items(get("/accounts/balance"), "data", "balances")

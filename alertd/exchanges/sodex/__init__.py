@@ -17,7 +17,7 @@ class SodexCatchUp:
     def __init__(self, account: Account, market: str) -> None:
         self.base = f"{account.rest_base()}/api/v1/{market}/accounts/{account.user}"
 
-    def frames(self, http: Http, since: float, levels: bool = True) -> list[dict[str, Any]]:
+    def frames(self, http: Http, since: float) -> list[dict[str, Any]]:
         budget = Budget()
         window = {"startTime": int(since * 1000), "endTime": int(time.time() * 1000),
                   "limit": MAX_FILLS}
@@ -26,14 +26,14 @@ class SodexCatchUp:
             budget.check()
             return unwrap(http.get(self.base + path, params=params))
 
-        state = get("/state") if levels else None
-        orders = items(get("/orders/history", window)) if levels else []
+        state = get("/state")
+        orders = items(get("/orders/history", window))
         trades = sorted(items(get("/trades", window)),
                         key=lambda t: (t.get("T") or t.get("E") or 0) if isinstance(t, dict)
                         else 0)
         frames: list[dict[str, Any]] = [
             {"channel": "accountState", "type": "snapshot",
-             "data": state if isinstance(state, dict) else {}}] if levels else []
+             "data": state if isinstance(state, dict) else {}}]
         if orders:
             frames.append({"channel": "accountOrderUpdate", "type": "update", "data": orders})
         if trades:
