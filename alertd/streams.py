@@ -111,7 +111,8 @@ class Stream:
                 if self.catch_up is not None and (self._catch_up_due is None
                                                   or self._clock() >= self._catch_up_due):
                     self._run_catch_up()
-                conn = self._connect(self.protocol.url, self.settings.connect_timeout)
+                conn = self._connect(self.protocol.url, self.settings.connect_timeout,
+                                     self._stopping)
             except wsclient.HandshakeRejected as exc:
                 if exc.status in (401, 403):
                     self._refused(self.protocol.refused_reason(exc.status), down_since)
@@ -235,6 +236,9 @@ class Stream:
                 return f"no answer within {s.ack_timeout:.0f} s of connecting", answered
             try:
                 raw = conn.recv(s.tick)
+            except wsclient.Refused as exc:
+                self.core.drop(src, Drop(exc.reason, str(exc)))
+                return f"disconnected ({exc})", answered
             except wsclient.TransportError as exc:
                 return f"disconnected ({exc})", answered
             now = self.heartbeat = self._clock()

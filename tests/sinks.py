@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiosmtpd.controller import Controller
@@ -98,34 +100,44 @@ class SmtpSink:
         self.controller.stop()
 
 
-class BlackHole:
-    """Completes the WebSocket handshake, then never sends or answers anything."""
+class RawPeer:
+    """A WebSocket peer written by hand, byte by byte: `script(conn)` runs for each accepted
+    connection (in its own thread), to play servers no library would let us be."""
 
-    def __init__(self) -> None:
+    def __init__(self, script: Callable[[socket.socket], None] | None = None) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
         self.accepted = 0
+        self.script = script or self.handshake_then_silence
         self._conns: list[socket.socket] = []
         self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @staticmethod
+    def handshake_then_silence(conn: socket.socket) -> None:
+        from alertd.simulator import raw_handshake
+
+        raw_handshake(conn)
 
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.sock.getsockname()[1]}/accounts/stream"
 
     def _serve(self) -> None:
-        from alertd.simulator import raw_handshake
-
         while True:
             try:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            raw_handshake(conn)
             self.accepted += 1
             self._conns.append(conn)
+            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
 
-    def __enter__(self) -> BlackHole:
+    def _run(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            self.script(conn)
+
+    def __enter__(self) -> RawPeer:
         self._thread.start()
         return self
 
@@ -133,3 +145,6 @@ class BlackHole:
         self.sock.close()
         for conn in self._conns:
             conn.close()
+
+
+BlackHole = RawPeer  # completes the WebSocket handshake, then never sends or answers anything

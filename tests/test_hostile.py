@@ -1,0 +1,191 @@
+"""Hostile peers and a broken host, on real sockets: each case costs what it must and no more."""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+import tracemalloc
+
+import pytest
+
+from alertd import wsclient
+from alertd.redact import SecretURL
+from alertd.simulator import raw_handshake, sodex_key
+from tests.conftest import USER, agent_config, build_agent, running
+from tests.frames import sx_trade
+from tests.sinks import HttpSink, RawPeer, wait_for
+
+SPOT = sodex_key(USER, "spot")
+
+
+def frame(payload: bytes, opcode: int = 1, fin: bool = True) -> bytes:
+    """One unmasked server frame, as the wire carries it."""
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    if n < 126:
+        return head + bytes([n]) + payload
+    if n < 1 << 16:
+        return head + bytes([126]) + struct.pack("!H", n) + payload
+    return head + bytes([127]) + struct.pack("!Q", n) + payload
+
+
+def peer_then(*chunks: bytes, hold: float = 5.0):
+    """A script: handshake, send the chunks, then keep the socket open a while."""
+    def script(conn) -> None:
+        raw_handshake(conn)
+        for chunk in chunks:
+            conn.sendall(chunk)
+        time.sleep(hold)
+    return script
+
+
+def open_to(peer: RawPeer, **kw) -> wsclient.Connection:
+    return wsclient.connect(SecretURL(peer.url), 3.0, **kw)
+
+
+def test_a_gigabyte_frame_is_refused_when_announced_not_after_buffering_it():
+    announced = bytes([0x81, 127]) + struct.pack("!Q", 1 << 30)
+    with RawPeer(peer_then(frame(b'{"ok":1}'), announced + b"x" * 65536)) as peer:
+        conn = open_to(peer)
+        assert conn.recv(2.0) == b'{"ok":1}'
+        tracemalloc.start()
+        with pytest.raises(wsclient.Refused) as refused:
+            conn.recv(2.0)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        conn.abort()
+    assert refused.value.reason == "oversized"
+    assert "1073741824 bytes was announced" in str(refused.value)
+    assert peak < 4 << 20
+
+
+def test_fragments_are_counted_and_a_fragmented_message_within_limits_is_whole():
+    parts = [b'{"a":"', *[b"x" * 10] * 500, b'"}']
+    good = [frame(parts[0], fin=False), *[frame(p, 0, fin=False) for p in parts[1:-1]],
+            frame(parts[-1], 0)]
+    flood = [frame(b"y", fin=False), *[frame(b"y", 0, fin=False)] * 200_000]
+    with RawPeer(peer_then(b"".join(good), b"".join(flood))) as peer:
+        conn = open_to(peer)
+        assert conn.recv(2.0) == b"".join(parts)
+        started = time.monotonic()
+        with pytest.raises(wsclient.Refused) as refused:
+            conn.recv(2.0)
+        conn.abort()
+    assert refused.value.reason == "too_fragmented"
+    assert time.monotonic() - started < 5
+
+
+def test_a_fragmented_message_over_the_size_limit_is_refused_by_its_running_total():
+    half = b"z" * (600 * 1024)
+    with RawPeer(peer_then(frame(half, fin=False), frame(half, 0))) as peer:
+        conn = open_to(peer)
+        with pytest.raises(wsclient.Refused) as refused:
+            conn.recv(2.0)
+        conn.abort()
+    assert refused.value.reason == "oversized"
+
+
+def test_a_message_dripped_byte_by_byte_ends_the_connection_at_the_deadline():
+    def drip(conn) -> None:
+        raw_handshake(conn)
+        conn.sendall(bytes([0x81, 100]))
+        for _ in range(100):
+            conn.sendall(b"a")
+            time.sleep(0.05)
+
+    with RawPeer(drip) as peer:
+        conn = open_to(peer, message_time=1.0)
+        started = time.monotonic()
+        with pytest.raises(wsclient.Refused) as refused:
+            while conn.recv(0.5) is None:
+                pass
+        conn.abort()
+    assert refused.value.reason == "too_slow"
+    assert time.monotonic() - started < 3
+
+
+def test_a_dripped_handshake_times_out_as_a_whole_and_can_be_cancelled():
+    def drip(conn) -> None:
+        for byte in b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" * 50:
+            conn.sendall(bytes([byte]))
+            time.sleep(0.05)
+
+    with RawPeer(drip) as peer:
+        started = time.monotonic()
+        with pytest.raises(wsclient.TransportError, match="handshake not finished within 1 s"):
+            wsclient.connect(SecretURL(peer.url), 1.0)
+        assert time.monotonic() - started < 2.5
+        cancel = threading.Event()
+        threading.Timer(0.3, cancel.set).start()
+        started = time.monotonic()
+        with pytest.raises(wsclient.TransportError):
+            wsclient.connect(SecretURL(peer.url), 30.0, cancel)
+        assert time.monotonic() - started < 2
+
+
+def test_a_dripped_rest_reply_is_cut_at_the_deadline_for_the_whole_call():
+    from alertd.http import Http, RestError
+
+    def drip(conn) -> None:
+        conn.recv(4096)
+        for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b" " * 1000:
+            conn.sendall(bytes([byte]))
+            time.sleep(0.02)
+
+    with RawPeer(drip) as peer:
+        http = Http(timeout=1.0)
+        started = time.monotonic()
+        with pytest.raises(RestError, match="no whole reply within 1 s"):
+            http.get(peer.url.replace("ws://", "http://") + "?key=SECRET")
+        assert time.monotonic() - started < 2.5
+        http.close()
+
+
+RULES = """
+rules:
+  - name: fill
+    on: fill
+    notify: [hook]
+    title: "fill {trade_id}"
+  - name: streams
+    on: stream
+    notify: [hook]
+    title: "stream {account} {market} {status}"
+    message: "{reason}"
+"""
+
+
+def test_an_endless_handshake_is_an_unreachable_stream_and_stop_is_prompt(tmp_path, sim,
+                                                                          rules_dir):
+    def drip(conn) -> None:
+        while True:
+            conn.sendall(b"H")
+            time.sleep(0.2)
+
+    with RawPeer(drip) as peer, HttpSink() as sink:
+        cfg = agent_config(tmp_path, sim, {"hook": sink.url}, markets="[spot]")
+        cfg.write_text(cfg.read_text().replace(sim.deltadefi_url, peer.url))
+        agent = build_agent(cfg, rules_dir)
+        agent.start()
+        try:
+            assert wait_for(lambda: "stream main spot disconnected" in sink.titles(), 20)
+            post = next(p for p in sink.posts if p["title"] == "stream main spot disconnected")
+            assert "handshake not finished within" in post["message"]
+            assert wait_for(lambda: peer.accepted >= 2, 10)
+        finally:
+            started = time.monotonic()
+            agent.stop(timeout=5)
+        assert time.monotonic() - started < 3
+
+
+def test_a_refused_message_is_counted_and_the_stream_heals(tmp_path, sim, rules_dir):
+    with HttpSink() as sink:
+        cfg = agent_config(tmp_path, sim, {"hook": sink.url}, markets="[spot]")
+        with running(cfg, rules_dir) as agent:
+            assert sim.wait_ready(SPOT, channels=4)
+            sim.send_raw(SPOT, b"x" * (2 << 20), "accountTrade")
+            assert sim.wait_ready(SPOT, connects=2, channels=4)
+            sim.push_sodex(USER, "spot", "accountTrade", sx_trade(5, "0.1"))
+            assert wait_for(lambda: "fill vBTC_vUSDC:5" in sink.titles(), 10)
+            assert agent.pipeline.drops.counts[(agent.streams[-1].source.key, "oversized")] == 1
