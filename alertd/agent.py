@@ -27,8 +27,9 @@ from alertd.notify import Notifier
 from alertd.outbox import Delivery, Outbox
 from alertd.pipeline import Pipeline
 from alertd.protocols import protocols_for
+from alertd.redact import safe_text
 from alertd.rules import RuleSet
-from alertd.store import Store
+from alertd.store import StateLocked, StateWriteError, Store
 from alertd.streams import Stream, StreamSettings
 from alertd.wsclient import connect as ws_connect
 
@@ -36,6 +37,8 @@ log = logging.getLogger("alertd")
 
 Loader = Callable[[], tuple[Config, RuleSet, Mapping[str, Notifier]]]
 HEALTH_EVERY = 5.0
+EXIT_STATE_FILE = 75
+"""Exit status (EX_TEMPFAIL) after the state file vanished: systemd's Restart= starts again."""
 STALL = 60.0
 """A stream or worker whose loop has not turned for this long is stuck: no watchdog ping."""
 
@@ -43,7 +46,9 @@ STALL = 60.0
 def open_store(config: Config, clock: Callable[[], float]) -> Store:
     """The state file, or a LoadError that says which one and how to fix it."""
     try:
-        return Store(config.state_path, clock=clock)
+        return Store(config.state_path, clock=clock, exclusive=True)
+    except StateLocked as exc:
+        raise LoadError([Problem(config.path, config.state_line, str(exc))]) from None
     except (OSError, sqlite3.Error) as exc:
         raise LoadError([Problem(config.path, config.state_line, (
             f"cannot open the state file {config.state_path} ({exc}); set 'state:' to a "
@@ -62,7 +67,9 @@ class Agent:
         self._connect, self._clock, self._loader = connect, clock, loader
         self.store = open_store(config, clock)
         self.pipeline = Pipeline(rules, self.store, on_queued=self._wake, clock=clock)
-        self.core = Core(self.pipeline)
+        self.core = Core(self.pipeline, on_stall=self._stalled, on_resume=self._resumed)
+        self.exit_code = 0
+        self._lost_file: str | None = None
         self.workers = self._workers(notifiers)
         self.streams = self._streams(config)
         self._stop = threading.Event()
@@ -70,6 +77,7 @@ class Agent:
         self._scheduler = schedule.Scheduler()
         self._scheduler.every(6).hours.do(self._job, self._prune)
         self._scheduler.every(HEALTH_EVERY).seconds.do(self._job, self.save_health)
+        self._scheduler.every(HEALTH_EVERY).seconds.do(self._job, self._check_state_file)
         self._last_watchdog = 0.0
 
     @property
@@ -120,7 +128,7 @@ class Agent:
                     self._pet_watchdog()
         finally:
             self.stop()
-        return 0
+        return self.exit_code
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -137,7 +145,15 @@ class Agent:
         self.core.stop(max(0.1, deadline - time.monotonic()))
         self._stop_workers(self.workers, deadline)
         self._job(self.save_health)
-        self.store.close()
+        try:
+            if self._lost_file:
+                self.store.close_and_restore()
+                log.error("state file written back to %s", self.config.state_path)
+            else:
+                self.store.close()
+        except (StateWriteError, OSError, sqlite3.Error) as exc:
+            log.error("the state file could not take the last writes (%s); the next start "
+                      "catches up over REST", exc)
         log.info("alertd stopped: %d frames, %d alerts", self.pipeline.frames, self.pipeline.alerts)
 
     @staticmethod
@@ -242,8 +258,57 @@ class Agent:
     def _job(self, fn: Callable[[], object]) -> None:
         try:
             fn()
+        except StateWriteError:
+            pass  # said loudly once, when the core stalled
         except Exception:
             log.exception("housekeeping job failed; it runs again at its next time")
+
+    # --- a state file that cannot be written ------------------------------------------------
+
+    def _stalled(self, reason: str) -> None:
+        """Called on the core thread: say it loudly through every notifier that still sends,
+        directly, since the outbox is the very thing that cannot be written."""
+        sdnotify.notify(f"STATUS={reason}; not reading the exchanges")
+        title = "alertd cannot write its state file"
+        body = (f"{reason}.\nalertd has stopped reading the exchanges and holds what it had "
+                "not written; it retries every few seconds and catches up over REST once the "
+                "file takes writes again (fills of the last 24 h). Free disk space or fix the "
+                "file's permissions.")
+        notifiers = [w.notifier for w in self.workers.values()]
+        threading.Thread(target=self._tell_directly, args=(notifiers, title, body),
+                         name="stall-notice", daemon=True).start()
+
+    @staticmethod
+    def _tell_directly(notifiers: list[Notifier], title: str, body: str) -> None:
+        for notifier in notifiers:
+            try:
+                notifier.send(title, body, "failure")
+            except Exception as exc:
+                log.error("%s: could not send the state-file failure notice either: %s",
+                          notifier.name, safe_text(str(exc)))
+
+    def _resumed(self, reason: str, seconds: float) -> None:
+        sdnotify.notify(f"STATUS={self.rules.summary()}, {len(self.streams)} streams")
+        self.pipeline.system_alert(
+            "alertd writes its state file again",
+            f"After {seconds:.0f} s ({reason}), alertd writes its state file again; the "
+            "streams reconnect and catch up over REST.", "failure", tuple(self.workers))
+
+    def _check_state_file(self) -> None:
+        """Deleted or replaced under us, the state would be lost at the next start (and fills
+        announced again): stop, put it back from the open copy, and let systemd restart."""
+        problem = self.store.file_problem()
+        if problem is None or self._lost_file:
+            return
+        self._lost_file = problem
+        log.error("%s; alertd stops, writes it back from its open copy and exits with %d for "
+                  "systemd to restart it", problem, EXIT_STATE_FILE)
+        self._tell_directly([w.notifier for w in self.workers.values()],
+                            "alertd's state file was deleted",
+                            f"{problem}. alertd stops, writes it back from its open copy, and "
+                            "is restarted by systemd (Restart=on-failure).")
+        self.exit_code = EXIT_STATE_FILE
+        self.request_stop()
 
     def _prune(self) -> None:
         removed = self.core.call(self.store.prune, TERMINAL)

@@ -20,20 +20,29 @@ from typing import Any
 from alertd.decode import Drop
 from alertd.normalise import Source
 from alertd.pipeline import Pipeline
+from alertd.store import StateWriteError, write_failure
 
 log = logging.getLogger("alertd")
 
 QUEUE_FRAMES = 10_000
 """Frames waiting for the core at most; past it a socket thread waits (TCP pushes back)."""
 IDLE_TICK = 1.0
+RETRY_WRITE = 5.0
+"""While the state file cannot be written, how often the core tries again."""
 
 
 class Core:
     """Runs a Pipeline on its own thread; other threads `submit` work or `call` and wait."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, *, retry_write: float = RETRY_WRITE,
+                 on_stall: Callable[[str], None] | None = None,
+                 on_resume: Callable[[str, float], None] | None = None) -> None:
         self.pipeline = pipeline
         self.heartbeat = time.monotonic()
+        self.stalled: str | None = None
+        """Why the state file cannot be written, while it cannot; streams stop reading."""
+        self.retry_write, self.on_stall, self.on_resume = retry_write, on_stall, on_resume
+        self._held: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
         self._queue: queue.Queue[tuple[Callable[..., Any], tuple[Any, ...],
                                        Future[Any] | None] | None] = queue.Queue(QUEUE_FRAMES)
         self._thread = threading.Thread(target=self._run, name="core", daemon=True)
@@ -57,6 +66,8 @@ class Core:
         """Run `fn(*args)` on the core thread and return its result (or raise its error)."""
         if not self._thread.is_alive() or threading.current_thread() is self._thread:
             return fn(*args)
+        if self.stalled is not None:
+            raise StateWriteError(self.stalled)
         future: Future[Any] = Future()
         self._queue.put((fn, args, future))
         return future.result(timeout)
@@ -72,10 +83,10 @@ class Core:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Process what is queued, commit, and end the thread."""
+        self._stopped.set()
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout)
-        self._stopped.set()
 
     # --- the thread ---------------------------------------------------------------------------
 
@@ -92,12 +103,20 @@ class Core:
             if item is None:
                 break
             fn, args, future = item
+            if future is None:
+                self._held.append((fn, args))
             try:
                 result = fn(*args)
             except BaseException as exc:
+                if write_failure(exc):
+                    if future is not None:
+                        future.set_exception(exc)
+                    self._stall(str(exc))
+                    continue
                 if future is not None:
                     future.set_exception(exc)
                 else:
+                    self._held.pop()
                     log.exception("core: %s failed; that item was dropped, the rest go on",
                                   getattr(fn, "__name__", fn))
             else:
@@ -105,10 +124,49 @@ class Core:
                     future.set_result(result)
             if store.flush_due_in() == 0.0:
                 self._flush()
+            elif store.flush_due_in() is None:
+                self._held.clear()
         self._flush()
 
     def _flush(self) -> None:
         try:
             self.pipeline.flush()
-        except Exception:
+        except Exception as exc:
+            if write_failure(exc):
+                self._stall(str(exc))
+                return
             log.exception("core: committing the state failed; retrying at the next tick")
+        else:
+            self._held.clear()
+
+    def _stall(self, reason: str) -> None:
+        """The state file cannot be written: hold what was not committed, take nothing new,
+        and try again every `retry_write` until it can; then replay the held work."""
+        self.stalled = reason = f"the state file cannot be written: {reason}"
+        since = time.monotonic()
+        log.error("core: %s; %d frames held, streams paused until it can", reason,
+                  len(self._held))
+        if self.on_stall is not None:
+            self.on_stall(reason)
+        while not self._stopped.wait(self.retry_write):
+            self.heartbeat = time.monotonic()
+            try:
+                for fn, args in self._held:
+                    fn(*args)
+                self.pipeline.store.probe()
+            except Exception as exc:
+                if not write_failure(exc):
+                    log.exception("core: replaying held work failed")
+                self.pipeline.store.abandon()
+                continue
+            self._held.clear()
+            self.stalled = None
+            log.warning("core: the state file takes writes again after %.0f s; streams "
+                        "resume and catch up", time.monotonic() - since)
+            if self.on_resume is not None:
+                self.on_resume(reason, time.monotonic() - since)
+            return
+        if self._held:
+            log.error("core: stopping with %d frames not written; the next start catches up "
+                      "over REST", len(self._held))
+        self._held.clear()

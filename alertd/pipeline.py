@@ -22,7 +22,7 @@ from alertd.evaluate import evaluate
 from alertd.normalise import Observation, Source, StreamObs
 from alertd.outbox import Alert, Outbox
 from alertd.rules import RuleSet
-from alertd.store import Store
+from alertd.store import Store, write_failure
 
 log = logging.getLogger("alertd")
 
@@ -112,7 +112,9 @@ class Pipeline:
         self.drops = DropLog()
         self.bursts = BurstWatch(time.monotonic)
         self.on_queued = on_queued
+        self._unlogged: list[str] = []
         store.on_commit = self._committed
+        store.on_abandon = self._unlogged.clear
         self.clock = clock
         self.frames = 0
         self.alerts = 0
@@ -175,6 +177,8 @@ class Pipeline:
         try:
             return self.observe(src, observations, snapshot, quiet)
         except Exception as exc:  # a bug must cost one frame, never the stream
+            if write_failure(exc):
+                raise
             log.exception("%s: internal error on a frame; it was dropped", src.key)
             self.drops.add(src, Drop("internal_error", f"{type(exc).__name__}: {exc}"))
             return []
@@ -190,7 +194,7 @@ class Pipeline:
                       body=body, notify=notify)
         with self.store.transaction():
             self.outbox.add(alert)
-        log.info("alert alertd [%s] %s: %s", ",".join(notify), title, body)
+            self._unlogged.append(f"alert alertd [{','.join(notify)}] {title}: {body}")
 
     def flush(self) -> None:
         """Commit state changes that raised no alert (the sources call this when idle)."""
@@ -203,22 +207,30 @@ class Pipeline:
     def observe(self, src: Source, observations: list[Observation], snapshot: bool = False,
                 quiet: float | None = None) -> list[Alert]:
         alerts: list[Alert] = []
-        with self.store.transaction(defer=True):
-            if quiet is None and snapshot and not self.store.source_known(src.key):
-                quiet = math.inf
-            for obs in observations:
-                for event in self.detector.observe(src, obs, quiet):
-                    for alert in evaluate(event, self.rules, self.store):
-                        self.outbox.add(alert)
-                        alerts.append(alert)
-        if alerts:
-            self.alerts += len(alerts)
-            for alert in alerts:
-                log.info("alert %s [%s] %s: %s", alert.rule, ",".join(alert.notify), alert.title,
-                         alert.body)
+        mark = len(self._unlogged)
+        try:
+            with self.store.transaction(defer=True):
+                if quiet is None and snapshot and not self.store.source_known(src.key):
+                    quiet = math.inf
+                for obs in observations:
+                    for event in self.detector.observe(src, obs, quiet):
+                        for alert in evaluate(event, self.rules, self.store):
+                            self.outbox.add(alert)
+                            alerts.append(alert)
+                            self._unlogged.append(
+                                f"alert {alert.rule} [{','.join(alert.notify)}] "
+                                f"{alert.title}: {alert.body}")
+        except BaseException:
+            del self._unlogged[mark:]
+            raise
+        self.alerts += len(alerts)
         return alerts
 
     def _committed(self, notifiers: set[str]) -> None:
+        """Alerts are logged once on disk, never before: a log line is a promise."""
+        lines, self._unlogged[:] = list(self._unlogged), []
+        for line in lines:
+            log.info("%s", line)
         if self.on_queued is not None:
             self.on_queued(notifiers)
 

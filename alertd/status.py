@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from alertd.outbox import counts as outbox_counts
+from alertd.store import lock_holder
 
 
 def _ago(ts: float | None, now: float) -> str:
@@ -39,9 +40,13 @@ def report(state_path: Path, out: TextIO | None = None, now: float | None = None
     finally:
         db.close()
     updated = max((row[5] for row in health), default=None)
+    holder = lock_holder(state_path)
     print(f"state: {state_path}, last written by alertd: {_ago(updated, now)}", file=out)
+    print(f"alertd: running (pid {holder})" if holder else "alertd: not running", file=out)
     if updated is not None and now - updated > 60:
-        print("  (not updated for over a minute: is alertd running?)", file=out)
+        print("  (not updated for over a minute: " + (
+            "alertd runs but cannot write its state file? disk full or read-only; see its log)"
+            if holder else "is alertd running?)"), file=out)
     print("streams:", file=out)
     for source, exchange, state, last_frame, connects, _ in health:
         print(f"  {source:<24} {exchange:<10} {state:<13} last frame {_ago(last_frame, now)}, "

@@ -8,6 +8,8 @@ holds alerts is forced to disk before any worker may read them (`visible_id`).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import sqlite3
 import threading
@@ -51,6 +53,64 @@ CREATE TABLE IF NOT EXISTS drops (
 """
 
 
+WRITE_FAILURES = {8: "read-only", 10: "I/O error", 13: "full", 14: "cannot be opened"}
+"""SQLite's primary result codes that mean the file cannot take writes now, not a bug."""
+
+
+class StateWriteError(Exception):
+    """The state file cannot be written now (disk full, read-only, I/O error). Nothing of the
+    open transaction is kept: the core holds its frames and replays them once it can write."""
+
+
+class StateLocked(Exception):
+    """Another process holds the state file; two writers would send every alert twice."""
+
+
+def write_failure(exc: BaseException) -> bool:
+    if isinstance(exc, StateWriteError):
+        return True
+    code = getattr(exc, "sqlite_errorcode", 0) if isinstance(exc, sqlite3.Error) else 0
+    return (code & 0xFF) in WRITE_FAILURES
+
+
+def lock_state(path: Path) -> int:
+    """Take the state file's lock (a `.lock` file beside it, holding our pid) or raise
+    StateLocked naming the process that has it. Released when the process ends, however."""
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    holder = _holder(fd)
+    if holder is not None:
+        os.close(fd)
+        raise StateLocked(f"another alertd (pid {holder}) is using the state file {path}; "
+                          "stop it first, or give this one a 'state:' of its own")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def lock_holder(path: Path) -> str | None:
+    """The pid of the alertd holding the state file, or None if none runs on it."""
+    try:
+        fd = os.open(f"{path}.lock", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        holder = _holder(fd)
+        if holder is None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        return holder
+    finally:
+        os.close(fd)
+
+
+def _holder(fd: int) -> str | None:
+    """Lock `fd` and return None, or return the pid written by whoever holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+    return None
+
+
 OrderState = tuple[str | None, Decimal | None, Decimal, Decimal]
 """(status, order qty, fill qty announced, of which announced ahead of its execution records)."""
 
@@ -58,9 +118,13 @@ OrderState = tuple[str | None, Decimal | None, Decimal, Decimal]
 class Store:
     """One SQLite connection shared by the pipeline and delivery threads under one lock."""
 
-    def __init__(self, path: Path | str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: Path | str, clock: Callable[[], float] = time.time, *,
+                 exclusive: bool = False) -> None:
+        self._lock_fd: int | None = None
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            if exclusive:
+                self._lock_fd = lock_state(Path(path))
         self.path = path
         self.clock = clock
         self.lock = threading.RLock()
@@ -87,11 +151,79 @@ class Store:
         self._alert_since: float | None = None
         self._alert_notify: set[str] = set()
         self.on_commit: Callable[[set[str]], None] | None = None
+        self.on_abandon: Callable[[], None] | None = None
+        self._inode = self._identity()
 
     def close(self) -> None:
         with self.lock:
+            try:
+                self.flush()
+            finally:
+                self.db.close()
+                if self._lock_fd is not None:
+                    os.close(self._lock_fd)
+                    self._lock_fd = None
+
+    def _identity(self) -> tuple[int, int] | None:
+        if str(self.path) == ":memory:":
+            return None
+        st = os.stat(self.path)
+        return st.st_dev, st.st_ino
+
+    def file_problem(self) -> str | None:
+        """Why the path no longer leads to the file we write, if it does not: deleted or
+        replaced under us, every later write would go where no restart finds it."""
+        if self._inode is None:
+            return None
+        try:
+            now = self._identity()
+        except FileNotFoundError:
+            return f"the state file {self.path} was deleted while alertd was using it"
+        except OSError as exc:
+            return f"the state file {self.path} cannot be checked: {exc.strerror}"
+        if now != self._inode:
+            return f"the state file {self.path} was replaced by another file"
+        return None
+
+    def close_and_restore(self) -> None:
+        """Close, after writing what the open (deleted) file holds back to its path: a copy
+        first, then the stale `-wal`/`-shm` removed (their pages would be replayed onto the
+        copy), then the copy renamed into place. Only the holder of the lock may do this."""
+        with self.lock:
+            path = Path(self.path)
+            copy = path.with_name(path.name + ".restoring")
             self.flush()
-            self.db.close()
+            target = sqlite3.connect(str(copy))
+            try:
+                self.db.backup(target)
+            finally:
+                target.close()
+            self.close()
+            for stale in (f"{path}-wal", f"{path}-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(stale)
+            os.replace(copy, path)
+
+    def abandon(self) -> None:
+        """Drop the open transaction whole and every cache that may hold its writes (SQLite
+        may already have rolled it back on a full disk); the frames are replayed later."""
+        with self.lock:
+            with contextlib.suppress(sqlite3.Error):
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+            self._open_since, self._depth, self._undo = None, 0, None
+            self._orders.clear()
+            self._fills.clear()
+            self._dirty.clear()
+            self._new_fills = []
+            self._alert_id, self._alert_since, self._alert_notify = 0, None, set()
+            if self.on_abandon is not None:
+                self.on_abandon()
+
+    def probe(self) -> None:
+        """A real write and commit, to learn whether the file takes writes again."""
+        with self.transaction():
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('probe', ?)", (str(time.time()),))
 
     def connect(self) -> sqlite3.Connection:
         """Another connection to the same file, for a thread that must not share this one
@@ -127,8 +259,13 @@ class Store:
             self._depth = 1
             try:
                 yield
-            except BaseException:
+            except BaseException as exc:
                 self._depth = 0
+                if write_failure(exc) or not self.db.in_transaction:
+                    self.abandon()
+                    if write_failure(exc):
+                        raise StateWriteError(str(exc)) from None
+                    raise
                 self._roll_back_one(marks)
                 raise
             self._depth = 0
@@ -187,8 +324,12 @@ class Store:
         with self.lock:
             if self._open_since is None or self._depth != 0:
                 return
-            self._write_orders()
-            self.db.execute("COMMIT")
+            try:
+                self._write_orders()
+                self.db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self.abandon()
+                raise StateWriteError(str(exc)) from None
             self._open_since = None
             if self._alert_since is None:
                 return

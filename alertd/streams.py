@@ -135,6 +135,9 @@ class Stream:
                 conn.abort()
                 if self._stopping.is_set():
                     break
+                if self.core.stalled is not None:
+                    self._pause()
+                    continue
                 if self._clock() - up_at >= self.settings.stable_after:
                     failures = 0
                 if answered:  # a socket that never answered was never up
@@ -177,6 +180,16 @@ class Stream:
             self._catch_up_failed = False
             self.core.stream_status(src, "connected", "caught up over REST")
         log.info("%s: caught up over REST (%d frames)", src.key, len(frames))
+
+    def _pause(self) -> None:
+        """Read nothing while the state cannot be written (what is read could not be kept);
+        the catch-up before the next connect fetches what the exchange said meanwhile."""
+        self.state = "paused"
+        log.error("%s: paused: the state file cannot be written", self.source.key)
+        while self.core.stalled is not None and not self._stopping.is_set():
+            self.heartbeat = self._clock()
+            self._stopping.wait(self.settings.tick)
+        self._catch_up_due = None
 
     def _refused(self, reason: str, down_since: float) -> None:
         delay = self.settings.refused_backoff * (0.75 + self._rng() / 2)
@@ -229,6 +242,8 @@ class Stream:
                     log.info("%s: back after being reported down", src.key)
                 self._down_reported = False
                 self.core.stream_status(src, "connected", f"connected to {protocol.url}")
+            if self.core.stalled is not None:
+                return "paused: the state file cannot be written", answered
             if self._catch_up_due is not None and self._clock() >= self._catch_up_due:
                 self._run_catch_up()
                 last_frame = self._clock()

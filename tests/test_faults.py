@@ -303,6 +303,7 @@ def test_status_shows_streams_outbox_and_rejected_frames(tmp_path, sim, rules_di
     assert "main/spot" in out and "deltadefi" in out and "stopped" in out
     assert "hook                     pending 0      delivered 1" in out
     assert "main/spot                not_json        1" in out
+    assert "alertd: not running" in out
 
 
 def test_world_readable_config_with_a_literal_secret_is_warned_about(tmp_path, sim, rules_dir,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import os
 import struct
+import subprocess
+import sys
 import threading
 import time
 import tracemalloc
@@ -12,7 +16,8 @@ import pytest
 from alertd import wsclient
 from alertd.redact import SecretURL
 from alertd.simulator import raw_handshake, sodex_key
-from tests.conftest import USER, agent_config, build_agent, running
+from alertd.status import report
+from tests.conftest import API_KEY, USER, agent_config, build_agent, running
 from tests.frames import sx_trade
 from tests.sinks import HttpSink, RawPeer, wait_for
 
@@ -189,3 +194,95 @@ def test_a_refused_message_is_counted_and_the_stream_heals(tmp_path, sim, rules_
             sim.push_sodex(USER, "spot", "accountTrade", sx_trade(5, "0.1"))
             assert wait_for(lambda: "fill vBTC_vUSDC:5" in sink.titles(), 10)
             assert agent.pipeline.drops.counts[(agent.streams[-1].source.key, "oversized")] == 1
+
+
+# --- the state file -------------------------------------------------------------------------
+
+FULL = ("PRAGMA max_page_count = {pages}", "PRAGMA max_page_count = 1073741823")
+READ_ONLY = ("PRAGMA query_only = 1", "PRAGMA query_only = 0")
+
+
+@pytest.mark.parametrize("fault", [FULL, READ_ONLY], ids=["disk_full", "read_only"])
+def test_a_state_file_that_cannot_be_written_pauses_says_so_and_loses_nothing(
+        tmp_path, sim, rules_dir, fault):
+    with HttpSink() as sink:
+        cfg = agent_config(tmp_path, sim, {"hook": sink.url}, markets="[spot]")
+        agent = build_agent(cfg, rules_dir)
+        agent.core.retry_write = 0.3
+        agent.start()
+        try:
+            assert sim.wait_ready(SPOT, channels=4)
+            sim.push_sodex(USER, "spot", "accountTrade", sx_trade(1, "0.1"))
+            assert wait_for(lambda: "fill vBTC_vUSDC:1" in sink.titles(), 10)
+            agent.save_health()
+            pages = agent.store.db.execute("PRAGMA page_count").fetchone()[0]
+            agent.core.call(agent.store.db.execute, fault[0].format(pages=pages))
+            for n in range(2, 62):
+                sim.push_sodex(USER, "spot", "accountTrade", sx_trade(n, "0.1"))
+            assert wait_for(lambda: "alertd cannot write its state file" in sink.titles(), 10)
+            assert wait_for(lambda: agent.streams[-1].state == "paused", 10)
+            status = io.StringIO()
+            report(tmp_path / "state.db", status, now=time.time() + 120)
+            assert f"alertd: running (pid {os.getpid()})" in status.getvalue()
+            assert "cannot write its state file" in status.getvalue()
+            for n in range(62, 70):  # while paused: the exchange keeps no copy for the socket
+                sim.push_sodex(USER, "spot", "accountTrade", sx_trade(n, "0.1"))
+            time.sleep(1)
+            agent.store.db.execute(fault[1])
+            expected = {f"fill vBTC_vUSDC:{n}" for n in range(1, 70)}
+            assert wait_for(lambda: expected <= set(sink.titles()), 20)
+            assert wait_for(lambda: "alertd writes its state file again" in sink.titles(), 5)
+        finally:
+            agent.stop(timeout=5)
+    fills = [t for t in sink.titles() if t.startswith("fill")]
+    assert sorted(fills) == sorted(expected)  # each once
+
+
+def test_a_second_agent_on_the_same_state_file_refuses_to_start_naming_the_first(
+        tmp_path, sim, rules_dir):
+    cfg = agent_config(tmp_path, sim, {"hook": "json://127.0.0.1:9/"}, markets="[spot]")
+    env = {**os.environ, "TEST_DD_KEY": API_KEY}
+    first = subprocess.Popen([sys.executable, "-m", "alertd", "--rules", str(rules_dir),
+                              "--config", str(cfg)], env=env, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: (tmp_path / "state.db.lock").exists()
+                        and (tmp_path / "state.db.lock").read_text().strip(), 20)
+        second = subprocess.run([sys.executable, "-m", "alertd", "--rules", str(rules_dir),
+                                 "--config", str(cfg)], env=env, capture_output=True,
+                                text=True, timeout=60)
+        assert second.returncode != 0
+        assert f"another alertd (pid {first.pid}) is using the state file" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        first.terminate()
+        assert first.wait(30) == 0
+
+
+def test_a_deleted_state_file_is_noticed_written_back_and_the_restart_repeats_nothing(
+        tmp_path, sim, rules_dir):
+    with HttpSink() as sink:
+        cfg = agent_config(tmp_path, sim, {"hook": sink.url}, markets="[spot]")
+        env = {**os.environ, "TEST_DD_KEY": API_KEY}
+        cmd = [sys.executable, "-m", "alertd", "--rules", str(rules_dir), "--config", str(cfg)]
+        agent = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+        try:
+            assert sim.wait_ready(SPOT, channels=4, timeout=30)
+            sim.push_sodex(USER, "spot", "accountTrade", sx_trade(1, "0.1"))
+            assert wait_for(lambda: "fill vBTC_vUSDC:1" in sink.titles(), 10)
+            (tmp_path / "state.db").unlink()
+            assert agent.wait(30) == 75
+            assert "alertd's state file was deleted" in sink.titles()
+            assert "was deleted while alertd was using it" in agent.stderr.read()
+        finally:
+            agent.kill()
+        assert (tmp_path / "state.db").exists()
+        again = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL)
+        try:
+            assert sim.wait_ready(SPOT, connects=2, channels=4, timeout=30)
+            sim.push_sodex(USER, "spot", "accountTrade", sx_trade(2, "0.1"))
+            assert wait_for(lambda: "fill vBTC_vUSDC:2" in sink.titles(), 10)
+        finally:
+            again.terminate()
+            again.wait(30)
+    assert [t for t in sink.titles() if t.startswith("fill")] == ["fill vBTC_vUSDC:1",
+                                                                  "fill vBTC_vUSDC:2"]
