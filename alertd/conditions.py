@@ -6,10 +6,11 @@ Numbers compare as exact decimals and strings case-insensitively, so a YAML thre
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+import re2
 
 from alertd.events import FieldType
 
@@ -111,6 +112,21 @@ def coerce(name: str, ftype: FieldType, raw: Any) -> Any:
     return str(raw).casefold()
 
 
+def _regex(name: str, pattern: str) -> Any:
+    """RE2, not `re`: matching takes time linear in the text, so no pattern in a rule file
+    (`(a+)+$` on a long symbol) can stall the one thread that evaluates every rule."""
+    options = re2.Options()
+    options.case_sensitive, options.log_errors = False, False
+    options.max_mem = 8 << 20
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise ConditionError(
+            f"bad regular expression {pattern!r} on '{name}': {detail}; alertd matches in "
+            "linear time (RE2), so backreferences and lookaround are not available") from None
+
+
 def _compile_op(name: str, ftype: FieldType, op: str, raw: Any) -> Predicate:
     text = ftype is FieldType.STRING
 
@@ -128,10 +144,7 @@ def _compile_op(name: str, ftype: FieldType, op: str, raw: Any) -> Predicate:
     if op == "matches":
         if ftype is not FieldType.STRING:
             raise ConditionError(f"'matches' works on text fields; '{name}' is a {ftype.value}")
-        try:
-            rx = re.compile(str(raw), re.IGNORECASE)
-        except re.error as exc:
-            raise ConditionError(f"bad regular expression {raw!r} on '{name}': {exc}") from None
+        rx = _regex(name, str(raw))
         return lambda ev: isinstance(v := ev.get(name), str) and rx.search(v) is not None
     value = coerce(name, ftype, raw)
     if op == "eq":

@@ -6,12 +6,18 @@ objects (`{x.__class__}` is a load error, not a leak).
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 _FORMATTER = string.Formatter()
 MISSING = "-"
+MAX_WIDTH = 200
+"""Widest field and longest precision a template may ask for (`{price:>20.8f}` is plenty)."""
+MAX_RENDERED = 16_000
+"""Longest text a template may render; more is cut with a marker (a notifier cuts further)."""
+_NUMBERS = re.compile(r"\d+")
 
 
 class TemplateError(ValueError):
@@ -49,6 +55,9 @@ class Template:
                 )
             if spec and ("{" in spec):
                 raise TemplateError(f"nested fields in the format of {{{name}}} are not allowed")
+            if spec and any(int(n) > MAX_WIDTH for n in _NUMBERS.findall(spec)):
+                raise TemplateError(f"'{{{name}:{spec}}}' asks for more than {MAX_WIDTH} "
+                                    f"characters; use a width and precision up to {MAX_WIDTH}")
             parts.append((literal, name, spec or ""))
         self._parts = tuple(parts)
 
@@ -61,7 +70,10 @@ class Template:
                 continue
             value = values.get(name)
             out.append(_format(value, spec))
-        return "".join(out)
+        text = "".join(out)
+        if len(text) > MAX_RENDERED:
+            return text[:MAX_RENDERED] + " …[cut]"
+        return text
 
 
 def _format(value: Any, spec: str) -> str:

@@ -74,6 +74,10 @@ RULE_ERRORS = [
     ("rearm on fill", "    when: {qty: {gt: 1}}\n    rearm: {qty: {lt: 1}}\n", 5,
      "'rearm' applies to level events"),
     ("typo key", "    notfy: [trading]\n", 4, "unknown rule key 'notfy'"),
+    ("backreference", "    when:\n      symbol: {matches: '(a)\\1'}\n", 5,
+     "backreferences and lookaround are not available"),
+    ("huge width", "    title: \"{price:>999999999}\"\n", 4, "asks for more than 200 characters"),
+    ("huge precision", "    message: \"{price:.99999999f}\"\n", 4, "width and precision up to"),
 ]
 
 
@@ -184,6 +188,21 @@ def test_check_runs_as_a_command_without_traceback(env, tmp_path):
 ])
 def test_condition_semantics(when, fields, expected):
     assert compile_when(when, fields_of("fill")) (fields) is expected
+
+
+def test_a_catastrophic_pattern_runs_in_linear_time_instead_of_stalling_the_core():
+    """With Python's `re` this search takes longer than the age of the universe."""
+    when = compile_when({"symbol": {"matches": "(a+)+$"}}, fields_of("fill"))
+    assert when({"symbol": "a" * 100_000 + "!"}) is False
+    assert when({"symbol": "xa"}) is True
+
+
+def test_a_rendered_alert_is_bounded_whatever_the_values():
+    from alertd.templates import MAX_RENDERED, Template
+
+    t = Template("{symbol:>200} {symbol}", ["symbol"])
+    text = t.render({"symbol": "x" * 1_000_000})
+    assert len(text) <= MAX_RENDERED + 10 and text.endswith("…[cut]")
 
 
 def test_run_with_an_unwritable_state_file_says_so_without_traceback(env, capsys, tmp_path):
