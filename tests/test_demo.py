@@ -22,6 +22,10 @@ def test_demo_shows_fills_low_balance_and_league_change_and_exits_by_itself():
     assert out.count("buy ADAUSDM: 800 @ 0.93") == 1
     assert "demo finished: every alert once, none repeated" in out
     assert "Traceback" not in proc.stderr
+    stopped = out.index("alertd stops. While it is down")
+    assert out.count("buy ADAUSDM: 500 @ 0.93") == 1 and out.index("500 @ 0.93") > stopped
+    assert "missed while away: yes" in out[stopped:]
+    assert "missed while away: no" in out[:stopped]
 
 
 def test_demo_sends_every_alert_once_to_an_apprise_url_too(http_sink):
