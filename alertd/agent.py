@@ -207,17 +207,30 @@ class Agent:
             self.workers = self._workers(notifiers)
             for worker in self.workers.values():
                 worker.start()
-        if (config.accounts, config.stream_down_after) != (
-                old_config.accounts, old_config.stream_down_after):
-            self.settings = dataclasses.replace(self.settings,
-                                                down_after=config.stream_down_after)
-            self._stop_streams(self.streams, time.monotonic() + 10)
-            self.streams = self._streams(config)
-            for stream in self.streams:
-                stream.start()
+        self._restart_changed_streams(config, old_config)
         log.info("reloaded: %s, %d streams, notifiers: %s", rules.summary(), len(self.streams),
                  ", ".join(self.workers))
         return True
+
+    def _restart_changed_streams(self, config: Config, old: Config) -> None:
+        """Only the sockets of accounts that changed are replaced; the others keep reading
+        (a reconnect costs a catch-up and a moment in which a fill can only come over REST)."""
+        if config.stream_down_after != old.stream_down_after:
+            self.settings = dataclasses.replace(self.settings,
+                                                down_after=config.stream_down_after)
+            changed = set(old.accounts) | set(config.accounts)
+        else:
+            changed = set(old.accounts) ^ set(config.accounts)
+        if not changed:
+            return
+        going = [s for s in self.streams if s.protocol.account in changed]
+        self._stop_streams(going, time.monotonic() + 10)
+        new = self._streams(dataclasses.replace(
+            config, accounts=tuple(a for a in config.accounts if a in changed)))
+        self.streams = [s for s in self.streams if s not in going] + new
+        for stream in new:
+            stream.start()
+        log.info("reload: %d streams replaced, %d kept", len(new), len(self.streams) - len(new))
 
     # --- health ----------------------------------------------------------------------------
 

@@ -353,6 +353,42 @@ def test_reload_picks_up_new_notifiers_and_stream_settings(tmp_path, sim, rules_
     assert first.posts == [] and second.titles() == ["low 100"]
 
 
+def test_reload_replaces_only_the_sockets_of_accounts_that_changed(tmp_path, sim, rules_dir):
+    from alertd.agent import Agent
+    from alertd.config import load_config
+    from alertd.notify import build_notifiers
+    from alertd.rules import load_rules
+
+    env = {"TEST_DD_KEY": API_KEY}
+    with HttpSink() as sink:
+        cfg = agent_config(tmp_path, sim, {"hook": sink.url}, markets="[spot]")
+
+        def load():
+            config = load_config(cfg, env=env)
+            rules = load_rules(rules_dir, config.notifiers, [a.name for a in config.accounts])
+            return config, rules, build_notifiers(config.notifiers, config.path)
+
+        agent = Agent(*load(), settings=FAST, loader=load)
+        agent.start()
+        try:
+            assert sim.wait_ready(DD) and sim.wait_ready(SPOT, channels=4)
+            kept = list(agent.streams)
+            write(rules_dir / "r.yaml", RULES.replace('title: "low {free}"',
+                                                      'title: "ADA low: {free}"'))
+            assert agent.reload()
+            assert agent.streams == kept  # rules only: no socket touched
+            cfg.write_text(cfg.read_text().replace("markets: [spot]", "markets: [spot, perps]"))
+            assert agent.reload()
+            dd = next(s for s in agent.streams if s.source.exchange == "deltadefi")
+            assert dd is kept[0] and len(agent.streams) == 3
+            assert sim.wait_ready(SPOT, connects=2, channels=4)
+            sim.push_deltadefi(API_KEY, dd_balance("100"))
+            assert wait_for(lambda: "ADA low: 100" in sink.titles(), 10)
+            assert sim.connects[DD] == 1
+        finally:
+            agent.stop(timeout=5)
+
+
 def test_status_can_be_pointed_at_the_state_file_directly(tmp_path, capsys):
     from alertd.store import Store
 
