@@ -191,7 +191,7 @@ class Agent:
             log.warning("the state file changed to %s; that takes a restart, the current one "
                         "stays in use", config.state_path)
             config = dataclasses.replace(config, state_path=self.config.state_path)
-        self.core.call(setattr, self.pipeline, "rules", rules)
+        self.core.call(self.pipeline.swap_rules, rules)
         old_config, self.config = self.config, config
         if (config.notifiers, config.delivery_max_age) != (
                 old_config.notifiers, old_config.delivery_max_age) \
@@ -324,6 +324,7 @@ class Agent:
         self.request_stop()
 
     def _prune(self) -> None:
-        removed = self.core.call(self.store.prune, TERMINAL)
+        keys = frozenset(r.key for r in self.rules.rules)
+        removed = self.core.call(self.store.prune, TERMINAL, keys)
         if removed:
             log.info("housekeeping: forgot %d old orders, fills and sent alerts", removed)

@@ -19,8 +19,9 @@ from alertd.normalise import (
     PositionObs,
     Source,
     StreamObs,
+    epoch,
 )
-from alertd.store import Store
+from alertd.store import FORGET_AFTER, Store
 
 ZERO = Decimal(0)
 
@@ -31,6 +32,8 @@ class Detector:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._looked_at: set[str] = set()
+        self.levels: dict[str, Event] = {}
+        """The last balance and position event per subject, for rules a reload adds."""
 
     def observe(self, src: Source, obs: Observation, quiet: float | None = None) -> list[Event]:
         """Events in one observation. With `quiet` (an epoch time) it is a first look at a
@@ -67,7 +70,7 @@ class Detector:
         events: list[Event] = []
         if o.fills is not None:
             announced, credit, events = self._records(src, o, announced, credit, quiet)
-        if o.status != prev_status and quiet is None:
+        if o.status != prev_status and quiet is None and not _stale(o.time, self.store.clock()):
             events.append(Event("order", f"{src.key}/{o.order_id}", {
                 **self._common(src, o.time), "order_id": o.order_id, "symbol": o.symbol,
                 "side": o.side, "type": o.type, "status": o.status,
@@ -114,7 +117,7 @@ class Detector:
             self._fill_event(src, f, filled, o.qty,
                              (o.qty is not None and filled >= o.qty)
                              or (done and filled >= executed))
-            for f, filled in out if not _history(f, quiet)]
+            for f, filled in out if not _history(f, quiet, self.store.clock())]
 
     def _trade(self, src: Source, f: FillObs, quiet: float | None) -> list[Event]:
         """SoDEX accountTrade: the fill itself; progress comes from the order's fills so far."""
@@ -124,7 +127,7 @@ class Detector:
             None, None, ZERO, ZERO)
         announced += f.qty
         self.store.put_order(src.key, f.order_id, (status, order_qty, announced, credit))
-        if _history(f, quiet):
+        if _history(f, quiet, self.store.clock()):
             return []
         complete = order_qty is not None and announced >= order_qty
         return [self._fill_event(src, f, announced, order_qty, complete)]
@@ -145,10 +148,14 @@ class Detector:
             return []
         if changed:
             self.store.put_level(subject, b.free, b.total, b.locked)
-        return [Event("balance", subject, {
+        return [self._level(Event("balance", subject, {
             **self._common(src, b.time), "asset": b.asset, "free": b.free, "locked": b.locked,
             "total": b.total, "previous_free": prev_free, "previous_total": prev_total},
-            changed=changed)]
+            changed=changed))]
+
+    def _level(self, event: Event) -> Event:
+        self.levels[event.subject] = event
+        return event
 
     def _position(self, src: Source, p: PositionObs) -> list[Event]:
         subject = f"{src.key}/position/{p.symbol.lower()}"
@@ -161,10 +168,10 @@ class Detector:
             return []
         if changed:
             self.store.put_level(subject, p.size, p.entry_price, p.side)
-        return [Event("position", subject, {
+        return [self._level(Event("position", subject, {
             **self._common(src, p.time), "symbol": p.symbol, "size": p.size,
             "previous_size": prev_size, "entry_price": p.entry_price, "side": p.side,
-            "margin_mode": p.margin_mode}, changed=changed)]
+            "margin_mode": p.margin_mode}, changed=changed))]
 
     def _points(self, src: Source, p: PointsObs) -> list[Event]:
         subject = f"{src.account}/points"
@@ -201,8 +208,17 @@ class Detector:
                                           "reason": s.reason})]
 
 
-def _history(f: FillObs, quiet: float | None) -> bool:
+def _history(f: FillObs, quiet: float | None, now: float) -> bool:
+    """A fill up to `quiet`, or older than housekeeping keeps fills (its order may have been
+    forgotten, so the exchange restating it must not make it news again)."""
+    if _stale(f.ts if f.ts is not None else f.time, now):
+        return True
     return quiet is not None and (f.ts is None or f.ts <= quiet)
+
+
+def _stale(when: str | float | None, now: float) -> bool:
+    stamped = epoch(when) if isinstance(when, str) else when
+    return stamped is not None and stamped < now - FORGET_AFTER
 
 
 def _part(f: FillObs, qty: Decimal) -> FillObs:

@@ -193,8 +193,25 @@ class Pipeline:
         alert = Alert(rule="alertd", kind="system", account="-", severity=severity, title=title,
                       body=body, notify=notify)
         with self.store.transaction():
-            self.outbox.add(alert)
-            self._unlogged.append(f"alert alertd [{','.join(notify)}] {title}: {body}")
+            self._queue(alert)
+
+    def swap_rules(self, rules: RuleSet) -> list[Alert]:
+        """Put reloaded rules in force. A level rule that is new (or whose trigger changed)
+        is checked at once against the last balances and positions seen, so a level that
+        already holds fires now, not at its next change."""
+        old = {r.key for r in self.rules.rules}
+        added = RuleSet(r for r in rules.rules if r.level and r.key not in old)
+        self.rules = rules
+        alerts: list[Alert] = []
+        if not added.rules:
+            return alerts
+        with self.store.transaction():
+            for event in list(self.detector.levels.values()):
+                for alert in evaluate(event, added, self.store):
+                    self._queue(alert)
+                    alerts.append(alert)
+        self.alerts += len(alerts)
+        return alerts
 
     def flush(self) -> None:
         """Commit state changes that raised no alert (the sources call this when idle)."""
@@ -215,16 +232,19 @@ class Pipeline:
                 for obs in observations:
                     for event in self.detector.observe(src, obs, quiet):
                         for alert in evaluate(event, self.rules, self.store):
-                            self.outbox.add(alert)
+                            self._queue(alert)
                             alerts.append(alert)
-                            self._unlogged.append(
-                                f"alert {alert.rule} [{','.join(alert.notify)}] "
-                                f"{alert.title}: {alert.body}")
         except BaseException:
             del self._unlogged[mark:]
             raise
         self.alerts += len(alerts)
         return alerts
+
+    def _queue(self, alert: Alert) -> None:
+        """Into the outbox; its log line waits for the commit (see `_committed`)."""
+        self.outbox.add(alert)
+        self._unlogged.append(f"alert {alert.rule} [{','.join(alert.notify)}] {alert.title}: "
+                              f"{alert.body}")
 
     def _committed(self, notifiers: set[str]) -> None:
         """Alerts are logged once on disk, never before: a log line is a promise."""

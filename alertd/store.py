@@ -23,6 +23,10 @@ SCHEMA_VERSION = 1
 GROUP_COMMIT = 0.05
 ALERT_COMMIT = 0.005
 ORDER_CACHE = 50_000
+FORGET_AFTER = 30 * 86400.0
+"""Finished orders and their fills are forgotten after this; older fills are never news."""
+STUCK_AFTER = 90 * 86400.0
+"""An order not finished but silent this long is forgotten too (the exchange lost it)."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS orders (
@@ -440,17 +444,20 @@ class Store:
 
     # --- housekeeping ----------------------------------------------------------------------
 
-    def prune(self, finished: frozenset[str], older_than_days: float = 30.0) -> int:
-        """Forget orders that finished (status in `finished`, or never given one) long ago, and
-        the fills of orders no longer known. A live order keeps its fills however old, since
-        its next frame restates them all (DeltaDeFi sends every execution record each time)."""
-        cutoff = self.clock() - older_than_days * 86400
+    def prune(self, finished: frozenset[str], rule_keys: frozenset[str] | None = None) -> int:
+        """Forget orders that finished (status in `finished`, or never given one) long ago,
+        orders silent for STUCK_AFTER whatever their status, the fills of orders no longer
+        known, sent alerts, and the armed state of rules that no longer exist. A live order
+        keeps its fills however old, since its next frame restates them all (DeltaDeFi sends
+        every execution record each time); fills older than FORGET_AFTER are never news."""
+        now = self.clock()
+        cutoff = now - FORGET_AFTER
         marks = ",".join("?" * len(finished))
         with self.transaction():
             self._write_orders()
             n = self.db.execute(
-                f"DELETE FROM orders WHERE updated < ? AND (status IS NULL OR status IN ({marks}))",
-                (cutoff, *sorted(finished))).rowcount
+                f"DELETE FROM orders WHERE updated < ? AND (status IS NULL OR status IN ({marks}))"
+                " OR updated < ?", (cutoff, *sorted(finished), now - STUCK_AFTER)).rowcount
             n += self.db.execute(
                 "DELETE FROM fills WHERE seen < ? AND NOT EXISTS (SELECT 1 FROM orders o "
                 "WHERE o.source = fills.source AND o.order_id = fills.order_id)",
@@ -459,4 +466,8 @@ class Store:
             self._fills.clear()
             n += self.db.execute("DELETE FROM outbox WHERE status != 'pending' AND done_at < ?",
                                  (cutoff,)).rowcount
+            if rule_keys is not None:
+                keys = ",".join("?" * len(rule_keys))
+                n += self.db.execute(f"DELETE FROM disarmed WHERE rule_key NOT IN ({keys})",
+                                     tuple(sorted(rule_keys))).rowcount
         return n

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -206,3 +207,55 @@ def test_a_frame_nested_past_the_parser_costs_that_frame_only(pipeline):
     assert pipeline.raw(MAIN, deep) == []
     assert titles(pipeline, MAIN, dd_order("o1", "open", [("r1", "2")], "2")) == ["r1 2 no"]
     assert pipeline.drops.counts[("main/spot", "too_deep")] == 1
+
+
+def test_an_order_forgotten_by_housekeeping_and_restated_is_not_news_again(tmp_path):
+    from alertd.normalise import TERMINAL
+
+    now = [time.time()]
+    write(tmp_path / "rules" / "r.yaml", RULES + """
+  - name: orders
+    on: order
+    notify: [t]
+    title: "{order_id} {status}"
+""")
+    p = Pipeline(load_rules(tmp_path / "rules", ["t"]), Store(tmp_path / "s.db",
+                                                              clock=lambda: now[0]))
+    done = dd_order("done", "closed", [("d1", "2000")], "2000")
+    assert titles(p, MAIN, done) == ["d1 2000 yes"]
+    p.flush()
+    now[0] += 40 * 86400
+    assert p.store.prune(TERMINAL) == 2
+    assert p.raw(MAIN, json.dumps(done)) == []  # the exchange restating it, weeks later
+
+
+def test_housekeeping_forgets_stuck_orders_and_the_armed_state_of_removed_rules(pipeline):
+    from alertd.normalise import TERMINAL
+
+    assert titles(pipeline, MAIN, dd_order("stuck", "open", [], "0")) == []
+    frame = {"type": "Account", "sub_type": "balance",
+             "balance": [{"asset": "ada", "free": "0.05", "locked": "0"}]}
+    assert len(titles(pipeline, MAIN, frame, "tiny")) == 1
+    pipeline.flush()
+    keys = frozenset(r.key for r in pipeline.rules.rules if r.name != "tiny")
+    real = pipeline.store.clock
+    pipeline.store.clock = lambda: real() + 100 * 86400
+    assert pipeline.store.prune(TERMINAL, keys) == 2  # the stuck order, tiny's armed row
+    assert pipeline.store.order(MAIN.key, "stuck") is None
+
+
+def test_a_level_rule_added_by_reload_fires_on_a_level_that_already_holds(pipeline, tmp_path):
+    frame = {"type": "Account", "sub_type": "balance",
+             "balance": [{"asset": "ada", "free": "300", "locked": "0"}]}
+    assert titles(pipeline, MAIN, frame, "low") == []
+    write(tmp_path / "rules" / "r.yaml", RULES + """
+  - name: low
+    on: balance
+    when: {asset: ada, free: {lt: 500}}
+    notify: [t]
+    title: "low {free}"
+""")
+    added = pipeline.swap_rules(load_rules(tmp_path / "rules", ["t"]))
+    assert [a.title for a in added] == ["low 300"]
+    assert pipeline.swap_rules(load_rules(tmp_path / "rules", ["t"])) == []  # said once
+    assert titles(pipeline, MAIN, frame, "low") == []
