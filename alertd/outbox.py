@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 from alertd.store import Store
 
+LONGEST_WAIT = 600.0
+"""No retry is set further ahead than this (the longest backoff is 5 min +50 % jitter)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Alert:
@@ -73,11 +76,15 @@ class Outbox:
             self.store.db.execute(sql, args)
 
     def due(self, notifier: str, limit: int = 20) -> list[Delivery]:
-        """Pending deliveries whose time has come, oldest first; only those on disk."""
+        """Pending deliveries whose time has come, oldest first; only those on disk. Times are
+        wall clock (they outlive the process), so a retry set further ahead than any delay we
+        set can only come from the clock stepping back, and is due now."""
         rows = self._read(
             "SELECT id, notifier, rule, severity, title, body, attempts, created FROM outbox "
-            "WHERE notifier=? AND status='pending' AND next_at<=? AND id<=? ORDER BY id "
-            "LIMIT ?", (notifier, self.store.clock(), self.store.visible_id, limit))
+            "WHERE notifier=? AND status='pending' AND (next_at<=? OR next_at>?) AND id<=? "
+            "ORDER BY id LIMIT ?",
+            (notifier, now := self.store.clock(), now + LONGEST_WAIT, self.store.visible_id,
+             limit))
         return [Delivery(*row) for row in rows]  # type: ignore[arg-type]
 
     def next_due(self, notifier: str) -> float | None:

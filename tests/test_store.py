@@ -42,3 +42,16 @@ def test_committed_alerts_stay_visible_after_reopening(tmp_path):
     store.close()
     again = Store(tmp_path / "s.db")
     assert [d.notifier for d in Outbox(again).due("mail")] == ["mail"]
+
+
+def test_a_retry_survives_the_wall_clock_stepping_back(tmp_path):
+    now = [2_000_000_000.0]
+    store = Store(tmp_path / "s.db", clock=lambda: now[0])
+    outbox = Outbox(store)
+    with store.transaction():
+        outbox.add(ALERT)
+    item = outbox.due("hook")[0]
+    outbox.retry_later(item.id, "busy", now[0] + 300)
+    assert outbox.due("hook") == []
+    now[0] -= 3600  # NTP steps the clock back an hour
+    assert [d.id for d in outbox.due("hook")] == [item.id]  # due now, not in an hour
