@@ -11,7 +11,7 @@ from typing import Any
 
 import jsonschema_rs
 
-from alertd.schemas import DELTADEFI, SODEX
+from alertd.exchanges import EXCHANGES, Exchange
 
 MAX_FRAME = 1 << 20
 
@@ -48,30 +48,21 @@ def decode(raw: bytes | str) -> dict[str, Any]:
 
 
 class Validators:
-    """Schema validators built once; `check` picks the one for the frame or drops it."""
+    """Every exchange's schema validators, built once."""
 
     def __init__(self) -> None:
-        self._dd = {k: jsonschema_rs.validator_for(s) for k, s in DELTADEFI.items()}
-        self._sx = {k: jsonschema_rs.validator_for(s) for k, s in SODEX.items()}
+        self._by = {name: {key: jsonschema_rs.validator_for(schema)
+                           for key, schema in ex.schemas.items()}
+                    for name, ex in EXCHANGES.items()}
 
-    def deltadefi(self, frame: dict[str, Any]) -> str:
-        """The frame's sub_type, once its shape is known to be right."""
-        sub = frame.get("sub_type")
-        validator = self._dd.get(sub) if isinstance(sub, str) else None
+    def check(self, exchange: Exchange, frame: dict[str, Any], market: str) -> str:
+        """The frame's schema key, once its shape is known to be right; else a Drop."""
+        key = exchange.schema_key(frame, market)
+        validator = self._by[exchange.name].get(key) if key is not None else None
         if validator is None:
-            raise Drop("unknown_type", f"sub_type {sub!r}")
+            raise Drop("unknown_type", exchange.describe(frame))
         _check(validator, frame)
-        return sub
-
-    def sodex(self, frame: dict[str, Any], market: str) -> str:
-        """The frame's channel, once its shape is known to be right."""
-        channel = frame.get("channel")
-        key = f"{channel}/{market}" if channel in ("accountUpdate", "accountState") else channel
-        validator = self._sx.get(key) if isinstance(key, str) else None
-        if validator is None:
-            raise Drop("unknown_type", f"channel {channel!r}")
-        _check(validator, frame)
-        return channel
+        return key
 
 
 def _check(validator: Any, frame: dict[str, Any]) -> None:

@@ -15,11 +15,11 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from alertd import normalise
 from alertd.decode import Drop, Validators, decode
 from alertd.detect import Detector
 from alertd.evaluate import evaluate
-from alertd.normalise import Observation, Source, StreamObs
+from alertd.exchanges import EXCHANGES
+from alertd.normalise import Observation, Source, StreamObs, iso
 from alertd.outbox import Alert, Outbox
 from alertd.rules import RuleSet
 from alertd.store import Store, write_failure
@@ -160,14 +160,10 @@ class Pipeline:
         recorded nothing yet is history entirely."""
         now = self.clock()
         try:
-            if src.exchange == "deltadefi":
-                sub = self.validators.deltadefi(frame)
-                observations = normalise.deltadefi(sub, frame, now)
-                snapshot = False
-            else:
-                channel = self.validators.sodex(frame, src.market)
-                observations = normalise.sodex(channel, frame, src.market, now)
-                snapshot = frame.get("type") == "snapshot" or channel == "accountState"
+            exchange = EXCHANGES[src.exchange]
+            key = self.validators.check(exchange, frame, src.market)
+            observations = exchange.normalise(key, frame, src.market, now)
+            snapshot = exchange.snapshot(key, frame)
         except Drop as drop:
             return self.drop(src, drop)
         except Exception as exc:  # the schema let through what normalise cannot read: a bug
@@ -219,7 +215,7 @@ class Pipeline:
 
     def stream_status(self, src: Source, status: str, reason: str) -> list[Alert]:
         """Record a connection state change reported by a source."""
-        return self.observe(src, [StreamObs(status, reason, normalise.iso(None, self.clock()))])
+        return self.observe(src, [StreamObs(status, reason, iso(None, self.clock()))])
 
     def observe(self, src: Source, observations: list[Observation], snapshot: bool = False,
                 quiet: float | None = None) -> list[Alert]:

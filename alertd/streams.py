@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from alertd import wsclient
 from alertd.core import Core
 from alertd.decode import Drop, decode
-from alertd.exchanges import WINDOW, CatchUp
+from alertd.exchanges import WINDOW, CatchUp, StreamProtocol, SubscriptionRefused
 from alertd.http import Http, RestError
-from alertd.protocols import Protocol, SubscriptionRefused
 
 log = logging.getLogger("alertd.stream")
 
@@ -46,7 +45,7 @@ Connect = Callable[..., wsclient.Connection]
 class Stream:
     """Keeps one account's socket on one market alive and hands its frames to the core."""
 
-    def __init__(self, protocol: Protocol, core: Core, settings: StreamSettings, *,
+    def __init__(self, protocol: StreamProtocol, core: Core, settings: StreamSettings, *,
                  connect: Connect = wsclient.connect, rng: Callable[[], float] = random.random,
                  clock: Callable[[], float] = time.monotonic,
                  catch_up: CatchUp | None = None) -> None:

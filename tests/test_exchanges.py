@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alertd.config import Account
+from alertd.exchanges.sodex.stream import SodexProtocol
 from alertd.normalise import Source
 from alertd.pipeline import Pipeline
-from alertd.protocols import SodexProtocol
 from alertd.rules import load_rules
 from alertd.store import Store
 from tests.conftest import write

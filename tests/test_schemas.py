@@ -8,7 +8,9 @@ import jsonschema
 import pytest
 
 from alertd.decode import Validators, decode
-from alertd.schemas import DELTADEFI, SODEX
+from alertd.exchanges import EXCHANGES
+
+DELTADEFI, SODEX = EXCHANGES["deltadefi"].schemas, EXCHANGES["sodex"].schemas
 
 
 @pytest.mark.parametrize("name", [*DELTADEFI, *SODEX])
@@ -42,6 +44,7 @@ DOCUMENTED = [  # verbatim from the exchanges' pages in shared/reference
 def test_the_documented_examples_pass(where, expected, raw):
     v = Validators()
     frame = decode(raw)
-    got = v.deltadefi(frame) if where == "deltadefi" else v.sodex(frame, where)
+    exchange = EXCHANGES["deltadefi" if where == "deltadefi" else "sodex"]
+    got = v.check(exchange, frame, where).split("/")[0]
     assert got == expected
     assert json.loads(raw)  # plain JSON too

@@ -1,58 +1,78 @@
-"""One package per exchange: what it takes to catch up with an account over REST.
+"""One package per exchange, behind one small interface (`Exchange`).
 
-Before every (re)connect a stream asks its exchange's `CatchUp` for what the socket does not
-replay: the balances as they are now and the orders and fills of the last day. The answer is
-a list of frames in the stream's own shapes, so the same schemas, normalising and detection
-read them; fills already seen are not announced again, missed ones are, marked `caught_up`.
+Each package holds everything that is that exchange's: what to send on a socket
+(`stream.py`), the frames' schemas (`schema.py`), how frames become observations
+(`normalise.py`) and how to catch up over REST (`rest.py`). The rest of alertd only asks
+`EXCHANGES[name]`, so a third exchange is a new folder and one line below.
+
+Before every (re)connect a stream asks its exchange's catch-up for what the socket does not
+replay: the balances as they are now and the orders and fills of the last day, as frames in the
+stream's own shapes, so the same schemas, normalising and detection read them.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any, Protocol
 
 from alertd.config import Account
-from alertd.http import Http, RestError
+from alertd.exchanges import deltadefi, sodex
+from alertd.exchanges.common import WINDOW, CatchUp, SubscriptionRefused
+from alertd.normalise import Observation
 
-WINDOW = 24 * 3600.0
-"""How far back a catch-up looks: a fill older than this is not announced after a gap."""
-MAX_FILLS = 1000
-DEADLINE = 30.0
-"""A catch-up that takes longer than this gives up (and is tried again later)."""
+__all__ = ["EXCHANGES", "WINDOW", "CatchUp", "Exchange", "StreamProtocol",
+           "SubscriptionRefused", "catch_up_for", "protocols_for"]
 
 
-class CatchUp(Protocol):
-    def frames(self, http: Http, since: float) -> list[dict[str, Any]]:
-        """Frames, oldest first, restating the account since `since` (epoch seconds)."""
+class StreamProtocol(Protocol):
+    """One socket's conversation, without I/O (the python-websockets idea): the stream loop
+    asks what to send on connect and when idle, and hands it every frame first, so acks and
+    pongs are handled here and only data frames reach the pipeline."""
+
+    app_ping: bool
+    account: Account
+    source: Any
+    url: Any
+
+    def opening(self) -> list[str]: ...
+    def control(self, frame: dict[str, Any]) -> bool: ...
+    def ready(self) -> bool: ...
+    def idle_message(self) -> str | None: ...
+    def refused_reason(self, status: int) -> str: ...
+
+
+class Exchange(Protocol):
+    name: str
+    schemas: dict[str, dict[str, Any]]
+    """JSON Schemas by the key `schema_key` gives a frame."""
+
+    def protocols(self, account: Account) -> list[StreamProtocol]:
+        """One per socket the account needs (SoDEX: one per market)."""
+        ...
+
+    def catch_up(self, account: Account, market: str) -> CatchUp: ...
+
+    def schema_key(self, frame: dict[str, Any], market: str) -> str | None:
+        """Which schema the frame must pass, or None for a type alertd does not read."""
+        ...
+
+    def describe(self, frame: dict[str, Any]) -> str:
+        """The frame's type, for a drop's detail."""
+        ...
+
+    def normalise(self, key: str, frame: dict[str, Any], market: str,
+                  now: float) -> list[Observation]: ...
+
+    def snapshot(self, key: str, frame: dict[str, Any]) -> bool:
+        """Whether the frame restates the whole account (a first one is history)."""
         ...
 
 
-class Budget:
-    """Bounds one catch-up in time, so a slow REST API cannot hold a stream for long."""
-
-    def __init__(self, seconds: float = DEADLINE) -> None:
-        self.until = time.monotonic() + seconds
-
-    def check(self) -> None:
-        if time.monotonic() > self.until:
-            raise RestError(f"catch-up took longer than {DEADLINE:.0f} s")
+EXCHANGES: dict[str, Exchange] = {"deltadefi": deltadefi.EXCHANGE, "sodex": sodex.EXCHANGE}
 
 
-def items(body: Any, *keys: str) -> list[Any]:
-    """The list in a reply: the body itself, or under one of `keys`; `null` is empty."""
-    if isinstance(body, list):
-        return body
-    if isinstance(body, dict):
-        for key in keys:
-            value = body.get(key)
-            if isinstance(value, list):
-                return value
-    return []
+def protocols_for(account: Account) -> list[StreamProtocol]:
+    return EXCHANGES[account.exchange].protocols(account)
 
 
 def catch_up_for(account: Account, market: str) -> CatchUp:
-    from alertd.exchanges import deltadefi, sodex
-
-    if account.exchange == "deltadefi":
-        return deltadefi.DeltaDefiCatchUp(account)
-    return sodex.SodexCatchUp(account, market)
+    return EXCHANGES[account.exchange].catch_up(account, market)

@@ -1,51 +1,46 @@
-"""SoDEX over REST (no auth): `/api/v1/{market}/accounts/{address}/state`, `/orders/history`
-and `/trades` by `startTime`/`endTime` in ms; replies are `{code, data}` and `data` may be null.
-"""
+"""SoDEX: one socket per account and market, a subscription per account channel (acks
+checked), `accountState` as the snapshot; REST catch-up without auth, replies `{code, data}`."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from alertd.config import Account
-from alertd.exchanges import MAX_FILLS, Budget, items
-from alertd.http import Http, RestError
-from alertd.redact import safe_text
+from alertd.exchanges.sodex.normalise import normalise
+from alertd.exchanges.sodex.rest import SodexCatchUp
+from alertd.exchanges.sodex.schema import SCHEMAS
+from alertd.exchanges.sodex.stream import SodexProtocol
+from alertd.normalise import Observation
+
+PER_MARKET = ("accountUpdate", "accountState")
+"""Channels whose shape differs between spot and perps: their schema key adds the market."""
 
 
-class SodexCatchUp:
-    def __init__(self, account: Account, market: str) -> None:
-        self.base = f"{account.rest_base()}/api/v1/{market}/accounts/{account.user}"
+class Sodex:
+    name = "sodex"
+    schemas = SCHEMAS
 
-    def frames(self, http: Http, since: float) -> list[dict[str, Any]]:
-        budget = Budget()
-        window = {"startTime": int(since * 1000), "endTime": int(time.time() * 1000),
-                  "limit": MAX_FILLS}
+    def protocols(self, account: Account) -> list[SodexProtocol]:
+        return [SodexProtocol(account, market) for market in account.markets]
 
-        def get(path: str, params: dict[str, Any] | None = None) -> Any:
-            budget.check()
-            return unwrap(http.get(self.base + path, params=params))
+    def catch_up(self, account: Account, market: str) -> SodexCatchUp:
+        return SodexCatchUp(account, market)
 
-        state = get("/state")
-        orders = items(get("/orders/history", window))
-        trades = sorted(items(get("/trades", window)),
-                        key=lambda t: (t.get("T") or t.get("E") or 0) if isinstance(t, dict)
-                        else 0)
-        frames: list[dict[str, Any]] = [
-            {"channel": "accountState", "type": "snapshot",
-             "data": state if isinstance(state, dict) else {}}]
-        if orders:
-            frames.append({"channel": "accountOrderUpdate", "type": "update", "data": orders})
-        if trades:
-            frames.append({"channel": "accountTrade", "type": "update", "data": trades})
-        return frames
+    def schema_key(self, frame: dict[str, Any], market: str) -> str | None:
+        channel = frame.get("channel")
+        if not isinstance(channel, str):
+            return None
+        return f"{channel}/{market}" if channel in PER_MARKET else channel
+
+    def describe(self, frame: dict[str, Any]) -> str:
+        return f"channel {frame.get('channel')!r}"
+
+    def normalise(self, key: str, frame: dict[str, Any], market: str,
+                  now: float) -> list[Observation]:
+        return normalise(frame["channel"], frame, market, now)
+
+    def snapshot(self, key: str, frame: dict[str, Any]) -> bool:
+        return frame.get("type") == "snapshot" or frame.get("channel") == "accountState"
 
 
-def unwrap(body: Any) -> Any:
-    """The `data` of a `{code, data}` reply; a non-zero code is a RestError with its message."""
-    if not isinstance(body, dict) or "code" not in body:
-        return body
-    if body.get("code") not in (0, None):
-        message = body.get("message") or body.get("msg") or body.get("error")
-        raise RestError(f"SoDEX answered code {body.get('code')}: {safe_text(message, 120)}")
-    return body.get("data")
+EXCHANGE = Sodex()

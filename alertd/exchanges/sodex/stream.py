@@ -1,8 +1,5 @@
-"""What each exchange expects on a socket, without any I/O (the python-websockets idea).
-
-The stream loop asks a protocol what to send on connect and when idle, and hands it every
-frame first, so acks and pongs are handled here and only data frames reach the pipeline.
-"""
+"""What SoDEX expects on a socket, without I/O: a subscription per account channel, every ack
+checked, `{"op":"ping"}` when idle."""
 
 from __future__ import annotations
 
@@ -11,46 +8,17 @@ import logging
 from typing import Any
 
 from alertd.config import Account
+from alertd.exchanges.common import SubscriptionRefused
 from alertd.normalise import Source
 from alertd.redact import SecretURL, safe_text
 
 log = logging.getLogger("alertd.stream")
 
-SODEX_CHANNELS = {
+CHANNELS = {
     "spot": ("accountState", "accountUpdate", "accountOrderUpdate", "accountTrade"),
     "perps": ("accountState", "accountUpdate", "accountOrderUpdate", "accountTrade",
               "accountEvent"),
 }
-
-
-class SubscriptionRefused(Exception):
-    """The exchange refused a subscription; the reason is safe to show to the user."""
-
-
-class DeltaDefiProtocol:
-    """Connecting subscribes to everything; keep-alive is by WebSocket ping frames."""
-
-    app_ping = False
-
-    def __init__(self, account: Account) -> None:
-        self.account = account
-        self.source = Source(account.name, "deltadefi", "spot")
-        self.url: SecretURL = account.stream_url("spot")
-
-    def opening(self) -> list[str]:
-        return []
-
-    def control(self, frame: dict[str, Any]) -> bool:
-        return False
-
-    def ready(self) -> bool:
-        return True
-
-    def idle_message(self) -> str | None:
-        return None
-
-    def refused_reason(self, status: int) -> str:
-        return f"DeltaDeFi refused the API key for account {self.account.name} (HTTP {status})"
 
 
 class SodexProtocol:
@@ -62,7 +30,7 @@ class SodexProtocol:
         self.account, self.market = account, market
         self.source = Source(account.name, "sodex", market)
         self.url: SecretURL = account.stream_url(market)
-        self.channels = SODEX_CHANNELS[market]
+        self.channels = CHANNELS[market]
         self._pending: dict[int, str] = {}
 
     def opening(self) -> list[str]:
@@ -104,13 +72,3 @@ class SodexProtocol:
 
     def refused_reason(self, status: int) -> str:
         return f"SoDEX refused the connection for account {self.account.name} (HTTP {status})"
-
-
-Protocol = DeltaDefiProtocol | SodexProtocol
-
-
-def protocols_for(account: Account) -> list[Protocol]:
-    """One protocol (so one socket) per account and market."""
-    if account.exchange == "deltadefi":
-        return [DeltaDefiProtocol(account)]
-    return [SodexProtocol(account, market) for market in account.markets]

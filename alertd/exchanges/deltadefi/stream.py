@@ -1,0 +1,36 @@
+"""What DeltaDeFi expects on a socket, without I/O: nothing to send on connect (the key in the
+URL subscribes to everything), keep-alive by WebSocket ping frames."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alertd.config import Account
+from alertd.normalise import Source
+from alertd.redact import SecretURL
+
+
+class DeltaDefiProtocol:
+    """Connecting subscribes to everything; keep-alive is by WebSocket ping frames."""
+
+    app_ping = False
+
+    def __init__(self, account: Account) -> None:
+        self.account = account
+        self.source = Source(account.name, "deltadefi", "spot")
+        self.url: SecretURL = account.stream_url("spot")
+
+    def opening(self) -> list[str]:
+        return []
+
+    def control(self, frame: dict[str, Any]) -> bool:
+        return False
+
+    def ready(self) -> bool:
+        return True
+
+    def idle_message(self) -> str | None:
+        return None
+
+    def refused_reason(self, status: int) -> str:
+        return f"DeltaDeFi refused the API key for account {self.account.name} (HTTP {status})"
