@@ -85,7 +85,8 @@ class Agent:
         return self.pipeline.rules
 
     def _workers(self, notifiers: Mapping[str, Notifier]) -> dict[str, DeliveryWorker]:
-        return {name: DeliveryWorker(n, Outbox(self.store, own=True), clock=self._clock,
+        return {name: DeliveryWorker(n, Outbox(self.store, own=True, via=self.core.call),
+                                     clock=self._clock,
                                      max_age=self.config.delivery_max_age, on_dead=self._dead)
                 for name, n in notifiers.items()}
 

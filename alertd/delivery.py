@@ -91,16 +91,36 @@ class DeliveryWorker:
             self.failures += 1
             age = self.clock() - item.created
             if age >= self.max_age:
-                self.outbox.dead(item.id, str(exc))
+                self._mark(self.outbox.dead, item.id, str(exc))
                 log.error("%s: gave up on alert %d (%s) after %d tries over %.0f s: %s", name,
                           item.id, item.rule, item.attempts + 1, age, exc)
                 if self.on_dead is not None:
                     self.on_dead(name, item, str(exc))
                 return
             delay = retry_delay(item.attempts)
-            self.outbox.retry_later(item.id, str(exc), self.clock() + delay)
+            self._mark(self.outbox.retry_later, item.id, str(exc), self.clock() + delay)
             log.warning("%s: could not deliver alert %d (%s), retrying in %.1f s: %s", name,
                         item.id, item.rule, delay, exc)
             return
-        self.outbox.delivered(item.id)
+        self._mark(self.outbox.delivered, item.id)
         self.sent += 1
+
+    def _mark(self, write: Callable[..., None], *args: object) -> None:
+        """Record what became of a send before reading the outbox again, however long the
+        state file refuses writes: reading first would send the same alert twice."""
+        said = False
+        while True:
+            try:
+                write(*args)
+                return
+            except Exception as exc:
+                if self._stopping.is_set():
+                    log.warning("%s: stopping before alert %s was marked; it is sent again "
+                                "after the next start", self.notifier.name, args[0])
+                    return
+                if not said:
+                    said = True
+                    log.warning("%s: cannot record alert %s yet (%s); trying again every "
+                                "second", self.notifier.name, args[0], exc)
+                self.heartbeat = time.monotonic()
+                self._stopping.wait(1.0)

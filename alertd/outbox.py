@@ -7,7 +7,9 @@ said so, which makes delivery at-least-once across crashes and restarts.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from alertd.store import Store
 
@@ -44,12 +46,16 @@ class Delivery:
 
 class Outbox:
     """The outbox seen from one thread: the core adds rows in its transactions; a delivery
-    worker passes `own=True` to read and mark rows on a connection of its own, so it never
-    waits for, nor writes into, the core's open transaction."""
+    worker passes `own=True` to read on a connection of its own, and `via` (the core's
+    `call`) to have its marks written by the core thread, which owns every write: a worker
+    writing itself would wait on the core's open transaction, with SQLite's busy backoff,
+    for as long as frames keep coming."""
 
-    def __init__(self, store: Store, own: bool = False) -> None:
+    def __init__(self, store: Store, own: bool = False,
+                 via: Callable[..., Any] | None = None) -> None:
         self.store = store
         self._db = store.connect() if own else None
+        self._via = via
 
     def add(self, alert: Alert) -> None:
         """Queue an alert for each of its notifiers; call inside the caller's transaction."""
@@ -69,9 +75,13 @@ class Outbox:
             return self.store.db.execute(sql, args).fetchall()
 
     def _write(self, sql: str, args: tuple[object, ...]) -> None:
-        if self._db is not None:
-            self._db.execute(sql, args)
-            return
+        """Written and committed before it returns, so this worker's next read sees it."""
+        if self._via is not None:
+            self._via(self._commit, sql, args)
+        else:
+            self._commit(sql, args)
+
+    def _commit(self, sql: str, args: tuple[object, ...]) -> None:
         with self.store.transaction():
             self.store.db.execute(sql, args)
 
