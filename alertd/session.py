@@ -1,0 +1,182 @@
+"""A stream's states and timing, without sockets, threads or sleeping.
+
+The stream loop (`streams.py`) does the I/O and tells a `Session` what happened (a connect
+failed, a socket opened, a frame came, nothing came); the session answers what to do (how
+long to wait, whether to ping, whether to give the socket up) and queues the `stream` events
+to report. Every decision is here, so it is tested with a fake clock, the way
+python-websockets tests its protocol core without a network.
+
+    starting → catching up → connecting → subscribing → up
+                   ↑                           │          │ broken, silent
+                   └── reconnecting (backoff) ←┴──────────┘
+    refused (401/403, a refused subscription) → rejected, minutes apart
+    the state file cannot be written → paused, until it can
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    connect_timeout: float = 10.0
+    ping_every: float = 20.0
+    idle_timeout: float = 75.0
+    ack_timeout: float = 10.0
+    backoff_first: float = 1.0
+    backoff_max: float = 60.0
+    stable_after: float = 30.0
+    refused_backoff: float = 300.0
+    down_after: float = 120.0
+    tick: float = 1.0
+    catch_up_retry: float = 30.0
+
+
+class Session:
+    """One account's stream on one market, as states and clocks.
+
+    Backoff doubles from `backoff_first` to `backoff_max` with ±50 % jitter and resets only
+    after a connection stayed up `stable_after`; a refusal waits `refused_backoff` (±25 %).
+    The account is reported `disconnected` once it has been unreachable for `down_after`
+    (a socket that never answered was never up), and `connected` once it is back.
+    """
+
+    def __init__(self, label: str, url: str, settings: StreamSettings, *,
+                 clock: Callable[[], float], rng: Callable[[], float],
+                 catch_up: bool = False) -> None:
+        self.label, self.url, self.settings = label, url, settings
+        self._clock, self._rng = clock, rng
+        self.state = "starting"
+        self.last_error = "not connected yet"
+        self.failures = 0
+        self.down_since = clock()
+        self.down_reported = False
+        self.catch_up_due: float | None = None if catch_up else math.inf
+        self.catch_up_failed = False
+        self.answered = self.announced = False
+        self._opened = self._last_frame = self._last_sent = 0.0
+        self._reports: list[tuple[str, str]] = []
+
+    def take_reports(self) -> list[tuple[str, str]]:
+        """The `stream` events (status, reason) decided since the last call."""
+        reports, self._reports = self._reports, []
+        return reports
+
+    # --- before a connect ------------------------------------------------------------------
+
+    def connecting(self) -> bool:
+        """A connect is about to be tried; True if a catch-up should run first."""
+        self.state = "connecting"
+        return self.catch_up_due is None or self._clock() >= self.catch_up_due
+
+    def catch_up_retry_due(self) -> bool:
+        """With the socket up, only a catch-up that failed is tried again, when it is due."""
+        return self.catch_up_due is not None and self._clock() >= self.catch_up_due
+
+    def caught_up(self) -> None:
+        self.catch_up_due = None
+        self._last_frame = self._clock()  # the REST calls took socket time, not silence
+        if self.catch_up_failed:
+            self.catch_up_failed = False
+            self._reports.append(("connected", "caught up over REST"))
+
+    def catch_up_error(self, error: str) -> None:
+        """Tried again in `catch_up_retry`; reported once per outage."""
+        self._last_frame = self._clock()
+        self.catch_up_due = self._last_frame + self.settings.catch_up_retry
+        if not self.catch_up_failed:
+            self.catch_up_failed = True
+            self._reports.append(("catch_up_failed", (
+                f"{self.label}: cannot fetch what was missed while disconnected: {error}; "
+                "retrying")))
+
+    # --- a connection ------------------------------------------------------------------------
+
+    def opened(self) -> None:
+        now = self._clock()
+        self.state = "subscribing"
+        self._opened = self._last_frame = self._last_sent = now
+        self.answered = self.announced = False
+
+    def received(self) -> None:
+        """Anything came back: a frame, an ack, a pong."""
+        self.answered = True
+        self._last_frame = self._clock()
+
+    def check_ready(self, subscribed: bool) -> bool:
+        """True once, when the socket has answered and every subscription is acknowledged:
+        the stream is up, and `connected` is reported."""
+        if self.announced or not (self.answered and subscribed):
+            return False
+        self.announced = True
+        self.state = "connected"
+        self.down_reported = False
+        self._reports.append(("connected", f"connected to {self.url}"))
+        return True
+
+    def overdue(self) -> str | None:
+        """Why to give up a socket that has not come up in time, if so."""
+        if not self.announced and self._clock() - self._opened > self.settings.ack_timeout:
+            return f"no answer within {self.settings.ack_timeout:.0f} s of connecting"
+        return None
+
+    def silence(self) -> str | None:
+        """Nothing came this tick: why to give the socket up, or None (see `ping_due`)."""
+        quiet = self._clock() - self._last_frame
+        if quiet >= self.settings.idle_timeout:
+            return f"no frame for {quiet:.0f} s"
+        return None
+
+    def ping_due(self) -> bool:
+        """Whether to send a keep-alive now; sending it is then assumed."""
+        now = self._clock()
+        if now - max(self._last_frame, self._last_sent) >= self.settings.ping_every:
+            self._last_sent = now
+            return True
+        return False
+
+    # --- after an attempt ---------------------------------------------------------------------
+
+    def ended(self, reason: str) -> float:
+        """The socket broke or was given up; the seconds to wait before the next try."""
+        now = self._clock()
+        if now - self._opened >= self.settings.stable_after:
+            self.failures = 0
+        if self.answered:
+            self.down_since = now
+        return self.connect_failed(reason)
+
+    def connect_failed(self, reason: str) -> float:
+        self.last_error = reason
+        delay = min(self.settings.backoff_max,
+                    self.settings.backoff_first * 2 ** self.failures) * (0.5 + self._rng())
+        self.failures += 1
+        self.state = "reconnecting"
+        return delay
+
+    def refused(self, reason: str, *, just_now: bool = False) -> float:
+        """The exchange said no (the key, a subscription): report `rejected`, wait minutes."""
+        if just_now:
+            self.down_since = self._clock()
+        self.last_error = reason
+        self.state = "rejected"
+        self.down_reported = True
+        self._reports.append(("rejected", reason))
+        return self.settings.refused_backoff * (0.75 + self._rng() / 2)
+
+    def waiting(self) -> None:
+        """Called while waiting to try again: reports the account down once it is long."""
+        now = self._clock()
+        if not self.down_reported and now - self.down_since >= self.settings.down_after:
+            self.down_reported = True
+            self._reports.append(("disconnected", (
+                f"{self.label} unreachable for {now - self.down_since:.0f} s: "
+                f"{self.last_error}")))
+
+    def paused(self) -> None:
+        """The state file cannot be written: read nothing; catch up before reconnecting."""
+        self.state = "paused"
+        self.catch_up_due = None if math.isfinite(self.catch_up_due or 0.0) else math.inf
