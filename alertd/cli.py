@@ -58,9 +58,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         return _report(exc)
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    accounts = ", ".join(
-        f"{a.name} ({a.exchange}" + (f" {'+'.join(a.markets)})" if a.exchange == "sodex" else ")")
-        for a in config.accounts)
+    from alertd.exchanges import EXCHANGES
+
+    accounts = ", ".join(EXCHANGES[a.exchange].describe_account(a) for a in config.accounts)
     unused = sorted(set(notifiers) - rules.notifiers_used())
     print(f"ok: {rules.summary()}; {len(config.accounts)} accounts: {accounts}; "
           f"{len(notifiers)} notifiers: {', '.join(notifiers)}"

@@ -17,17 +17,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from alertd.errors import LoadError, Problem
-from alertd.redact import SecretURL, register_secret
+from alertd.redact import register_secret
 from alertd.yamlsrc import LDict, load_yaml
 
-EXCHANGES = ("deltadefi", "sodex")
-SODEX_MARKETS = ("spot", "perps")
-DEFAULT_URLS = {
-    "deltadefi": "wss://api.deltadefi.io/accounts/stream",
-    "sodex": "wss://mainnet-gw.sodex.dev/ws",
-}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TOP_KEYS = ("accounts", "notifiers", "state", "stream_down_after", "delivery_max_age")
 
@@ -45,23 +38,12 @@ class Account:
     rest_url: str | None = None
 
     def rest_base(self) -> str:
-        """Where the REST API is: `rest_url`, or the stream's host over http(s), with
-        DeltaDeFi's `stream.` host swapped for its `api.` host (as the SDKs configure)."""
+        """Where the REST API is: `rest_url`, or the stream's host over http(s) (an exchange
+        package may adjust the host, as DeltaDeFi's `stream.` → `api.`)."""
         if self.rest_url:
             return self.rest_url.rstrip("/")
         parts = urlsplit(self.url)
-        scheme = "https" if parts.scheme == "wss" else "http"
-        host = parts.netloc
-        if self.exchange == "deltadefi" and host.startswith("stream"):
-            host = "api" + host[len("stream"):]
-        return f"{scheme}://{host}"
-
-    def stream_url(self, market: str) -> SecretURL:
-        """Where to connect for one market; the DeltaDeFi form carries the key."""
-        if self.exchange == "deltadefi":
-            sep = "&" if "?" in self.url else "?"
-            return SecretURL(f"{self.url}{sep}api_key={self.api_key}")
-        return SecretURL(f"{self.url.rstrip('/')}/{market}")
+        return f"{'https' if parts.scheme == 'wss' else 'http'}://{parts.netloc}"
 
 
 @dataclass(frozen=True)
@@ -108,7 +90,7 @@ def default_state_path(env: Mapping[str, str] | None = None) -> Path:
     return Path.home() / ".local" / "state" / "alertd" / "state.db"
 
 
-class _Expander:
+class Expander:
     """Expands ${NAME} in one file's strings, recording problems instead of stopping."""
 
     def __init__(self, path: Path, env: Mapping[str, str], problems: list[Problem],
@@ -152,7 +134,7 @@ def load_config(path: Path, env: Mapping[str, str] | None = None,
     if not isinstance(data, LDict):
         raise LoadError([Problem(path, getattr(data, "line", 1),
                                  "the config must be a mapping with 'accounts' and 'notifiers'")])
-    expand = _Expander(path, env, problems, secrets)
+    expand = Expander(path, env, problems, secrets)
     for key in data:
         if key not in _TOP_KEYS:
             problems.append(Problem(path, data.line_of(key), f"unknown key '{key}'; "
@@ -202,8 +184,10 @@ def _seconds(path: Path, data: LDict, key: str, default: float, problems: list[P
     return float(value)
 
 
-def _accounts(path: Path, data: LDict, expand: _Expander,
+def _accounts(path: Path, data: LDict, expand: Expander,
               problems: list[Problem]) -> list[Account]:
+    from alertd.exchanges import EXCHANGES  # the exchange packages need Account first
+
     raw = data.get("accounts")
     if not isinstance(raw, list) or not raw:
         problems.append(Problem(path, data.line_of("accounts"),
@@ -234,7 +218,7 @@ def _accounts(path: Path, data: LDict, expand: _Expander,
             problems.append(Problem(path, item.line_of("exchange"), f"account '{name}': "
                                     f"exchange must be one of {', '.join(EXCHANGES)}"))
             continue
-        url = expand(item.get("url", DEFAULT_URLS[exchange]), item.line_of("url"))
+        url = expand(item.get("url", EXCHANGES[exchange].default_url), item.line_of("url"))
         if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
             problems.append(Problem(path, item.line_of("url"),
                                     f"account '{name}': url must start with wss:// (or ws://)"))
@@ -249,44 +233,12 @@ def _accounts(path: Path, data: LDict, expand: _Expander,
             problems.append(Problem(path, item.line_of("rest_url"), f"account '{name}': "
                                     "rest_url must start with https:// (or http://)"))
             rest = None
-        if exchange == "deltadefi":
-            account = _deltadefi(path, item, name, url, expand, problems)
-        else:
-            account = _sodex(path, item, name, url, problems)
+        account = EXCHANGES[exchange].parse_account(path, item, name, url, expand, problems)
         out.append(dataclasses.replace(account, rest_url=rest))
     return out
 
 
-def _deltadefi(path: Path, item: LDict, name: str, url: str, expand: _Expander,
-               problems: list[Problem]) -> Account:
-    raw = item.get("api_key")
-    key = expand(raw, item.line_of("api_key"))
-    if not isinstance(key, str) or not key.strip():
-        if not (isinstance(raw, str) and "${" in raw):  # a missing ${VAR} is reported already
-            problems.append(Problem(path, item.line_of("api_key"), f"account '{name}': DeltaDeFi "
-                                    "needs 'api_key' (write api_key: ${DELTADEFI_API_KEY})"))
-        key = ""
-    register_secret(key)
-    return Account(name=name, exchange="deltadefi", url=url, api_key=key.strip())
-
-
-def _sodex(path: Path, item: LDict, name: str, url: str, problems: list[Problem]) -> Account:
-    user = item.get("user")
-    if not isinstance(user, str) or not _ADDRESS.match(user):
-        problems.append(Problem(path, item.line_of("user"), f"account '{name}': SoDEX needs "
-                                "'user', the owner address (0x followed by 40 hex digits, quoted)"))
-        user = ""
-    markets = item.get("markets", list(SODEX_MARKETS))
-    if (not isinstance(markets, list) or not markets
-            or any(m not in SODEX_MARKETS for m in markets) or len(set(markets)) != len(markets)):
-        problems.append(Problem(path, item.line_of("markets"),
-                                f"account '{name}': markets is a list of: spot, perps"))
-        markets = list(SODEX_MARKETS)
-    return Account(name=name, exchange="sodex", url=url, user=user.lower(),
-                   markets=tuple(markets))
-
-
-def _notifiers(path: Path, data: LDict, expand: _Expander,
+def _notifiers(path: Path, data: LDict, expand: Expander,
                problems: list[Problem]) -> tuple[dict[str, tuple[str, ...]], dict[str, int]]:
     raw = data.get("notifiers")
     if not isinstance(raw, LDict) or not raw:

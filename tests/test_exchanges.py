@@ -259,3 +259,16 @@ def test_a_level_rule_added_by_reload_fires_on_a_level_that_already_holds(pipeli
     assert [a.title for a in added] == ["low 300"]
     assert pipeline.swap_rules(load_rules(tmp_path / "rules", ["t"])) == []  # said once
     assert titles(pipeline, MAIN, frame, "low") == []
+
+
+def test_each_exchange_finds_its_rest_host_from_the_stream_url_or_rest_url():
+    from alertd.exchanges import catch_up_for
+
+    dd = Account("m", "deltadefi", "wss://stream.deltadefi.io/accounts/stream", api_key="k")
+    assert catch_up_for(dd, "spot").base == "https://api.deltadefi.io"
+    pinned = Account("m", "deltadefi", "wss://stream.x/accounts/stream", api_key="k",
+                     rest_url="http://127.0.0.1:9/")
+    assert catch_up_for(pinned, "spot").base == "http://127.0.0.1:9"
+    sx = Account("d", "sodex", "wss://mainnet-gw.sodex.dev/ws", user="0xab", markets=("perps",))
+    assert catch_up_for(sx, "perps").base == (
+        "https://mainnet-gw.sodex.dev/api/v1/perps/accounts/0xab")

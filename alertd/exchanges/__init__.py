@@ -3,7 +3,8 @@
 Each package holds everything that is that exchange's: what to send on a socket
 (`stream.py`), the frames' schemas (`schema.py`), how frames become observations
 (`normalise.py`) and how to catch up over REST (`rest.py`). The rest of alertd only asks
-`EXCHANGES[name]`, so a third exchange is a new folder and one line below.
+`EXCHANGES[name]`, so a third exchange is a new folder and one line below (its account keys
+in the config, its URLs, schemas, normalising and REST are all in its folder).
 
 Before every (re)connect a stream asks its exchange's catch-up for what the socket does not
 replay: the balances as they are now and the orders and fills of the last day, as frames in the
@@ -12,12 +13,15 @@ stream's own shapes, so the same schemas, normalising and detection read them.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Protocol
 
-from alertd.config import Account
+from alertd.config import Account, Expander
+from alertd.errors import Problem
 from alertd.exchanges import deltadefi, sodex
 from alertd.exchanges.common import WINDOW, CatchUp, SubscriptionRefused
 from alertd.normalise import Observation
+from alertd.yamlsrc import LDict
 
 __all__ = ["EXCHANGES", "WINDOW", "CatchUp", "Exchange", "StreamProtocol",
            "SubscriptionRefused", "catch_up_for", "protocols_for"]
@@ -42,8 +46,16 @@ class StreamProtocol(Protocol):
 
 class Exchange(Protocol):
     name: str
+    default_url: str
     schemas: dict[str, dict[str, Any]]
     """JSON Schemas by the key `schema_key` gives a frame."""
+
+    def parse_account(self, path: Path, item: LDict, name: str, url: str, expand: Expander,
+                      problems: list[Problem]) -> Account:
+        """The account's exchange-specific keys from the config; problems name their line."""
+        ...
+
+    def describe_account(self, account: Account) -> str: ...
 
     def protocols(self, account: Account) -> list[StreamProtocol]:
         """One per socket the account needs (SoDEX: one per market)."""

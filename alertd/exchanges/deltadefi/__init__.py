@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from alertd.config import Account
+from alertd.exchanges.deltadefi import account
 from alertd.exchanges.deltadefi.normalise import normalise
 from alertd.exchanges.deltadefi.rest import DeltaDefiCatchUp
 from alertd.exchanges.deltadefi.schema import SCHEMAS
@@ -16,6 +17,11 @@ from alertd.normalise import Observation
 class DeltaDefi:
     name = "deltadefi"
     schemas = SCHEMAS
+    default_url = account.DEFAULT_URL
+    parse_account = staticmethod(account.parse_account)
+
+    def describe_account(self, acc: Account) -> str:
+        return f"{acc.name} (deltadefi)"
 
     def protocols(self, account: Account) -> list[DeltaDefiProtocol]:
         return [DeltaDefiProtocol(account)]

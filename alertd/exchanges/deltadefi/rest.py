@@ -10,6 +10,7 @@ from typing import Any
 
 from alertd.config import Account
 from alertd.exchanges.common import MAX_FILLS, Budget, items
+from alertd.exchanges.deltadefi.account import rest_base
 from alertd.exchanges.deltadefi.normalise import dd_order_id
 from alertd.http import Http
 from alertd.normalise import epoch
@@ -21,7 +22,7 @@ DETAILS = 20
 
 class DeltaDefiCatchUp:
     def __init__(self, account: Account) -> None:
-        self.base = account.rest_base()
+        self.base = rest_base(account)
         self._headers = {"X-API-KEY": account.api_key or ""}
 
     def frames(self, http: Http, since: float) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from alertd.config import Account
+from alertd.exchanges.deltadefi.account import stream_url
 from alertd.normalise import Source
 from alertd.redact import SecretURL
 
@@ -18,7 +19,7 @@ class DeltaDefiProtocol:
     def __init__(self, account: Account) -> None:
         self.account = account
         self.source = Source(account.name, "deltadefi", "spot")
-        self.url: SecretURL = account.stream_url("spot")
+        self.url: SecretURL = stream_url(account)
 
     def opening(self) -> list[str]:
         return []

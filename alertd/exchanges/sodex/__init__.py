@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from alertd.config import Account
+from alertd.exchanges.sodex import account
 from alertd.exchanges.sodex.normalise import normalise
 from alertd.exchanges.sodex.rest import SodexCatchUp
 from alertd.exchanges.sodex.schema import SCHEMAS
@@ -19,6 +20,11 @@ PER_MARKET = ("accountUpdate", "accountState")
 class Sodex:
     name = "sodex"
     schemas = SCHEMAS
+    default_url = account.DEFAULT_URL
+    parse_account = staticmethod(account.parse_account)
+
+    def describe_account(self, acc: Account) -> str:
+        return f"{acc.name} (sodex {'+'.join(acc.markets)})"
 
     def protocols(self, account: Account) -> list[SodexProtocol]:
         return [SodexProtocol(account, market) for market in account.markets]

@@ -9,6 +9,7 @@ from typing import Any
 
 from alertd.config import Account
 from alertd.exchanges.common import SubscriptionRefused
+from alertd.exchanges.sodex.account import stream_url
 from alertd.normalise import Source
 from alertd.redact import SecretURL, safe_text
 
@@ -29,7 +30,7 @@ class SodexProtocol:
     def __init__(self, account: Account, market: str) -> None:
         self.account, self.market = account, market
         self.source = Source(account.name, "sodex", market)
-        self.url: SecretURL = account.stream_url(market)
+        self.url: SecretURL = stream_url(account, market)
         self.channels = CHANNELS[market]
         self._pending: dict[int, str] = {}
 
