@@ -54,6 +54,11 @@ def open_store(config: Config, clock: Callable[[], float]) -> Store:
             "writable path, or run under systemd with StateDirectory=alertd"))]) from None
 
 
+def targets(notifiers: Mapping[str, Notifier]) -> dict[str, tuple[str, ...]]:
+    """Each notifier's URL targets (none for a notifier that is one destination)."""
+    return {name: tuple(getattr(n, "targets", ())) for name, n in notifiers.items()}
+
+
 class Agent:
     """A running alertd: call `start()`, later `stop()`; `run()` does both around a wait."""
 
@@ -66,6 +71,7 @@ class Agent:
         self._connect, self._clock, self._loader = connect, clock, loader
         self.store = open_store(config, clock)
         self.pipeline = Pipeline(rules, self.store, on_queued=self._wake, clock=clock)
+        self.pipeline.outbox.targets = targets(notifiers)
         self.core = Core(self.pipeline, on_stall=self._stalled, on_resume=self._resumed)
         self.exit_code = 0
         self._lost_file: str | None = None
@@ -192,6 +198,7 @@ class Agent:
                         "stays in use", config.state_path)
             config = dataclasses.replace(config, state_path=self.config.state_path)
         self.core.call(self.pipeline.swap_rules, rules)
+        self.core.call(setattr, self.pipeline.outbox, "targets", targets(notifiers))
         old_config, self.config = self.config, config
         if (config.notifiers, config.delivery_max_age) != (
                 old_config.notifiers, old_config.delivery_max_age) \

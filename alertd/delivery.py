@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from alertd.notify import DeliveryError, Notifier
+from alertd.notify import DeliveryError, Notifier, TargetGone
 from alertd.outbox import Delivery, Outbox
 
 log = logging.getLogger("alertd.delivery")
@@ -86,7 +86,16 @@ class DeliveryWorker:
         name = self.notifier.name
         self.heartbeat = time.monotonic()
         try:
-            self.notifier.send(item.title, item.body, item.severity)
+            if item.target:
+                self.notifier.send(item.title, item.body, item.severity,  # type: ignore[call-arg]
+                                   target=item.target)
+            else:
+                self.notifier.send(item.title, item.body, item.severity)
+        except TargetGone as exc:
+            self._mark(self.outbox.dead, item.id, str(exc))
+            log.warning("%s: alert %d was for a URL since removed from the notifier; dropped",
+                        name, item.id)
+            return
         except DeliveryError as exc:
             self.failures += 1
             age = self.clock() - item.created

@@ -7,6 +7,7 @@ accepts, with a marker, instead of being rejected by it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,8 +26,18 @@ class DeliveryError(Exception):
     """The notifier could not deliver now; the outbox will try again."""
 
 
+class TargetGone(DeliveryError):
+    """The alert was for a URL no longer in the notifier (the config changed)."""
+
+
+def target_of(url: str) -> str:
+    """A URL's stable id in the outbox: a digest, so no token is written to the state file."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
 class Notifier(Protocol):
-    """Anything that can deliver an alert; raises DeliveryError when it could not."""
+    """Anything that can deliver an alert; raises DeliveryError when it could not. A notifier
+    with several URLs lists their `targets`, and the outbox keeps one row per target."""
 
     name: str
 
@@ -34,22 +45,32 @@ class Notifier(Protocol):
 
 
 class AppriseNotifier:
-    """One named notifier backed by an Apprise object with all of its URLs."""
+    """One named notifier: an Apprise object per URL, so that each URL is sent to, failed
+    and retried alone (one URL down for a day must not resend to the others)."""
 
-    def __init__(self, name: str, urls: tuple[str, ...], service: apprise.Apprise,
+    def __init__(self, name: str, urls: tuple[str, ...], services: dict[str, apprise.Apprise],
                  body_limit: int, title_limit: int) -> None:
         self.name, self.urls = name, urls
-        self._apprise = service
+        self._services = services
+        self.targets = tuple(services)
         self._body_limit, self._title_limit = body_limit, title_limit
 
-    def send(self, title: str, body: str, severity: str) -> None:
+    def send(self, title: str, body: str, severity: str, target: str = "") -> None:
+        """To the URL `target` names, or to every URL when it is empty."""
+        if target and target not in self._services:
+            raise TargetGone(f"that URL is no longer in notifier '{self.name}'")
+        for key, service in self._services.items():
+            if not target or key == target:
+                self._send(service, title, body, severity)
+
+    def _send(self, service: apprise.Apprise, title: str, body: str, severity: str) -> None:
         title = _fit(title, self._title_limit, "…")
         room = self._body_limit
         if self._title_limit == 0 and room > 0:  # Apprise folds the title into the body
             room = max(len(TRUNCATED) + 1, room - len(title) - 2)
         body = _fit(body, room, TRUNCATED)
         try:
-            result = self._apprise.notify(body=body or " ", title=title,
+            result = service.notify(body=body or " ", title=title,
                                           notify_type=apprise.NotifyType(severity))
         except Exception as exc:  # a plugin bug must not kill the worker
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
@@ -76,17 +97,21 @@ def build_notifiers(notifiers: Mapping[str, tuple[str, ...]], config_path: Path 
     out: dict[str, AppriseNotifier] = {}
     for name, urls in notifiers.items():
         line = (lines or {}).get(name, 1)
-        service = apprise.Apprise(asset=asset)
+        services: dict[str, apprise.Apprise] = {}
         for i, url in enumerate(urls, 1):
+            service = apprise.Apprise(asset=asset)
             if not service.add(url):
                 problems.append(Problem(config_path, line, (
                     f"notifier '{name}': URL #{i} ({redact_url(url)}) loads no Apprise service; "
                     "check its scheme and fields against the Apprise docs")))
-        if len(service) == 0:
+                continue
+            services[target_of(url)] = service
+        if not services:
             continue
-        body_limit = min((getattr(s, "body_maxlen", 0) or 0) for s in service) or 0
-        title_limit = min((getattr(s, "title_maxlen", 0) or 0) for s in service) or 0
-        out[name] = AppriseNotifier(name, urls, service, body_limit, title_limit)
+        plugins = [s for service in services.values() for s in service]
+        body_limit = min((getattr(s, "body_maxlen", 0) or 0) for s in plugins) or 0
+        title_limit = min((getattr(s, "title_maxlen", 0) or 0) for s in plugins) or 0
+        out[name] = AppriseNotifier(name, urls, services, body_limit, title_limit)
     if problems:
         raise LoadError(problems)
     return out

@@ -7,7 +7,7 @@ said so, which makes delivery at-least-once across crashes and restarts.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,8 @@ class Delivery:
     body: str
     attempts: int
     created: float
+    target: str = ""
+    """Which of the notifier's URLs (its digest); empty: all of them."""
 
 
 class Outbox:
@@ -56,17 +58,20 @@ class Outbox:
         self.store = store
         self._db = store.connect() if own else None
         self._via = via
+        self.targets: Mapping[str, tuple[str, ...]] = {}
+        """Each notifier's URL targets: an alert gets a row per target, retried alone."""
 
     def add(self, alert: Alert) -> None:
         """Queue an alert for each of its notifiers; call inside the caller's transaction."""
         now = self.store.clock()
         for name in alert.notify:
-            cur = self.store.db.execute(
-                "INSERT INTO outbox (created, notifier, rule, kind, account, severity, title, "
-                "body, next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (now, name, alert.rule, alert.kind, alert.account, alert.severity, alert.title,
-                 alert.body, now))
-            self.store.note_alert(cur.lastrowid or 0, name)
+            for target in self.targets.get(name) or ("",):
+                cur = self.store.db.execute(
+                    "INSERT INTO outbox (created, notifier, rule, kind, account, severity, title, "
+                    "body, next_at, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (now, name, alert.rule, alert.kind, alert.account, alert.severity,
+                     alert.title, alert.body, now, target))
+                self.store.note_alert(cur.lastrowid or 0, name)
 
     def _read(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
         if self._db is not None:
@@ -90,9 +95,9 @@ class Outbox:
         wall clock (they outlive the process), so a retry set further ahead than any delay we
         set can only come from the clock stepping back, and is due now."""
         rows = self._read(
-            "SELECT id, notifier, rule, severity, title, body, attempts, created FROM outbox "
-            "WHERE notifier=? AND status='pending' AND (next_at<=? OR next_at>?) AND id<=? "
-            "ORDER BY id LIMIT ?",
+            "SELECT id, notifier, rule, severity, title, body, attempts, created, target "
+            "FROM outbox WHERE notifier=? AND status='pending' AND (next_at<=? OR next_at>?) "
+            "AND id<=? ORDER BY id LIMIT ?",
             (notifier, now := self.store.clock(), now + LONGEST_WAIT, self.store.visible_id,
              limit))
         return [Delivery(*row) for row in rows]  # type: ignore[arg-type]

@@ -140,6 +140,8 @@ class Store:
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(orders)")}
         if "credit" not in columns:  # a state file from before fill credits
             self.db.execute("ALTER TABLE orders ADD COLUMN credit TEXT NOT NULL DEFAULT '0'")
+        if "target" not in {row[1] for row in self.db.execute("PRAGMA table_info(outbox)")}:
+            self.db.execute("ALTER TABLE outbox ADD COLUMN target TEXT NOT NULL DEFAULT ''")
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         self._depth = 0
         self._open_since: float | None = None

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from alertd.simulator import deltadefi_key, sodex_key
-from tests.conftest import API_KEY, FAST, USER, agent_config, build_agent
+from tests.conftest import API_KEY, FAST, USER, agent_config, build_agent, running
 from tests.frames import dd_balance, dd_order, dd_points, sx_balances, sx_order, sx_trade
-from tests.sinks import wait_for
+from tests.sinks import HttpSink, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DD, SPOT, PERPS = deltadefi_key(API_KEY), sodex_key(USER, "spot"), sodex_key(USER, "perps")
@@ -238,3 +238,20 @@ def test_retry_delays_grow_from_one_second_to_five_minutes_with_jitter():
     assert [retry_delay(n, rng=lambda: 0.5) for n in (0, 1, 2, 8, 9, 30)] == [
         1.0, 2.0, 4.0, 256.0, 300.0, 300.0]
     assert retry_delay(3, rng=lambda: 0.0) == 4.0 and retry_delay(3, rng=lambda: 1.0) == 12.0
+
+
+def test_one_url_of_a_notifier_failing_is_retried_alone_the_other_gets_one_copy(
+        tmp_path, sim, rules_dir):
+    with HttpSink() as flaky, HttpSink() as steady:
+        cfg = agent_config(tmp_path, sim, {"hook": [flaky.url, steady.url],
+                                           "mail": steady.url}, markets="[spot]")
+        flaky.fail_next = 4
+        with running(cfg, rules_dir) as agent:
+            assert sim.wait_ready(deltadefi_key(API_KEY))
+            sim.push_deltadefi(API_KEY, dd_balance("100"))
+            assert wait_for(lambda: flaky.posts, 40)
+            wait_for(lambda: False, 0.5)
+            counts = agent.workers["hook"].outbox.counts()["hook"]
+        assert flaky.requests == 5 and flaky.titles() == ["low ada 100"]
+        assert steady.titles().count("low ada 100") == 2  # once for hook, once for mail
+        assert counts == {"pending": 0, "delivered": 2, "dead": 0}
