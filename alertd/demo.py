@@ -203,7 +203,7 @@ def _script(sim: Simulator, agent: Agent, pause: float) -> bool:
          lambda: sim.push_deltadefi(DEMO_KEY, dd_balance("450")))
     step("DeltaDeFi: ADA still low at 430 (expect: quiet, no repeat)",
          lambda: sim.push_deltadefi(DEMO_KEY, dd_balance("430")))
-    step("DeltaDeFi: ADA back to 600 (re-arms the rule, quiet)",
+    step("DeltaDeFi: ADA back to 600 (re-arms the rule: one resolved notice)",
          lambda: sim.push_deltadefi(DEMO_KEY, dd_balance("600")))
     step("DeltaDeFi points: 9850, league silver (first league seen: recorded)",
          lambda: sim.push_deltadefi(DEMO_KEY, dd_points("9850", "silver")))

@@ -13,6 +13,7 @@ from alertd.events import Event
 from alertd.outbox import Alert
 from alertd.rules import Rule, RuleSet
 from alertd.store import Store
+from alertd.templates import Template
 
 log = logging.getLogger("alertd")
 
@@ -30,17 +31,21 @@ def evaluate(event: Event, rules: RuleSet, store: Store) -> list[Alert]:
             fire = rule.when(fields)
         else:
             fire = _edge(rule, event, store)
+            if fire is None and rule.resolved is not None:
+                alerts.append(render(rule, event, rule.resolved, "success"))
         if fire:
             alerts.append(render(rule, event))
     return alerts
 
 
-def _edge(rule: Rule, event: Event, store: Store) -> bool:
+def _edge(rule: Rule, event: Event, store: Store) -> bool | None:
+    """True when the rule fires, None when it re-arms (the level recovered), else False."""
     holds = rule.when(event.fields)  # type: ignore[misc]
     if store.is_disarmed(rule.key, event.subject):
         rearmed = rule.rearm(event.fields) if rule.rearm is not None else not holds
         if rearmed:
             store.rearm(rule.key, event.subject)
+            return None
         return False
     if holds:
         store.disarm(rule.key, event.subject)
@@ -48,13 +53,15 @@ def _edge(rule: Rule, event: Event, store: Store) -> bool:
     return False
 
 
-def render(rule: Rule, event: Event) -> Alert:
+def render(rule: Rule, event: Event, texts: tuple[Template, Template] | None = None,
+           severity: str | None = None) -> Alert:
     """The alert's text; should a template ever fail, the raw fields go out instead."""
+    title_t, message_t = texts or (rule.title, rule.message)
     try:
-        title, body = rule.title.render(event.fields), rule.message.render(event.fields)
+        title, body = title_t.render(event.fields), message_t.render(event.fields)
     except Exception as exc:
         log.exception("rule %s: template failed (%s); sending the raw fields", rule.name, exc)
         title = f"{rule.name}: {event.kind} on {event.account}"
         body = ", ".join(f"{k}={v}" for k, v in event.fields.items())
-    return Alert(rule=rule.name, kind=event.kind, account=event.account, severity=rule.severity,
-                 title=title, body=body, notify=rule.notify)
+    return Alert(rule=rule.name, kind=event.kind, account=event.account,
+                 severity=severity or rule.severity, title=title, body=body, notify=rule.notify)

@@ -75,6 +75,13 @@ DEFAULT_TEMPLATES: dict[str, tuple[str, str]] = {
     "stream": ("{exchange} stream {status} for {account}", "{reason}"),
 }
 
+RESOLVED_MESSAGES: dict[str, str] = {
+    "balance": "now free {free} (was {previous_free}), total {total}",
+    "position": "now {side} {size} (was {previous_size})",
+    "stream": "now {status}: {reason}",
+}
+"""What a resolved notice says by default; its title is the rule's, after "Resolved: "."""
+
 LEAGUES = ("bronze", "silver", "gold", "platinum", "diamond")
 
 

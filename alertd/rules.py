@@ -7,7 +7,7 @@ notifier and account names, duplicates) and reports all of it as `file:line: mes
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -15,12 +15,20 @@ from typing import Any
 
 from alertd.conditions import ConditionError, Predicate, compile_when
 from alertd.errors import LoadError, Problem
-from alertd.events import DEFAULT_TEMPLATES, EVENT_KINDS, LEVEL_KINDS, FieldType, fields_of
+from alertd.events import (
+    DEFAULT_TEMPLATES,
+    EVENT_KINDS,
+    LEVEL_KINDS,
+    RESOLVED_MESSAGES,
+    FieldType,
+    fields_of,
+)
 from alertd.templates import Template, TemplateError
 from alertd.yamlsrc import LDict, load_yaml
 
 SEVERITIES = ("info", "success", "warning", "failure")
-RULE_KEYS = ("name", "on", "accounts", "when", "rearm", "notify", "severity", "title", "message")
+RULE_KEYS = ("name", "on", "accounts", "when", "rearm", "resolved", "notify", "severity", "title",
+             "message")
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,6 +48,8 @@ class Rule:
     line: int = 0
     key: str = ""
     index: tuple[str, str] | None = None
+    resolved: tuple[Template, Template] | None = None
+    """Title and message of the notice sent once when a level rule re-arms (`resolved:`)."""
 
     @property
     def level(self) -> bool:
@@ -233,6 +243,7 @@ def _rule(item: Any, where: Problem, notifiers: set[str] | None, accounts: set[s
             bad(key, f"{label}: {key}: {exc}")
             templates.append(Template(default, fields))
 
+    resolved = _resolved(item, on, fields, templates[0].source, label, bad)
     if len(problems) > before:
         return None
     trigger = repr((on, _plain(item.get("when")), _plain(item.get("rearm"))))
@@ -240,7 +251,33 @@ def _rule(item: Any, where: Problem, notifiers: set[str] | None, accounts: set[s
     key = f"{name}#{hashlib.sha1(trigger.encode()).hexdigest()[:10]}"
     return Rule(name=name, on=on, notify=tuple(notify), severity=severity, title=templates[0],
                 message=templates[1], when=when, rearm=rearm, accounts=account_set,
-                file=str(path), line=where.line, key=key, index=index)
+                file=str(path), line=where.line, key=key, index=index, resolved=resolved)
+
+
+def _resolved(item: LDict, on: str, fields: dict[str, FieldType], title: str, label: str,
+              bad: Callable[..., None]) -> tuple[Template, Template] | None:
+    """`resolved: true` (default texts) or `resolved: {title: ..., message: ...}`."""
+    spec = item.get("resolved", False)
+    if spec is False:
+        return None
+    if on not in LEVEL_KINDS:
+        bad("resolved", f"{label}: 'resolved' applies to level events "
+            f"({', '.join(sorted(LEVEL_KINDS))}); a '{on}' event never recovers")
+        return None
+    if "when" not in item:
+        bad("resolved", f"{label}: 'resolved' needs a 'when': it is sent when that stops holding")
+        return None
+    texts = {"title": f"Resolved: {title}", "message": RESOLVED_MESSAGES[on]}
+    if isinstance(spec, LDict) and set(spec) <= set(texts):
+        texts.update(spec)
+    elif spec is not True:
+        bad("resolved", f"{label}: 'resolved' is true, or a mapping with title and/or message")
+        return None
+    try:
+        return Template(str(texts["title"]), fields), Template(str(texts["message"]), fields)
+    except TemplateError as exc:
+        bad("resolved", f"{label}: resolved: {exc}")
+        return None
 
 
 def _index_key(when: Any, fields: dict[str, FieldType]) -> tuple[str, str] | None:

@@ -76,6 +76,7 @@ RULE_ERRORS = [
     ("typo key", "    notfy: [trading]\n", 4, "unknown rule key 'notfy'"),
     ("backreference", "    when:\n      symbol: {matches: '(a)\\1'}\n", 5,
      "backreferences and lookaround are not available"),
+    ("resolved on fill", "    resolved: true\n", 4, "a 'fill' event never recovers"),
     ("huge width", "    title: \"{price:>999999999}\"\n", 4, "asks for more than 200 characters"),
     ("huge precision", "    message: \"{price:.99999999f}\"\n", 4, "width and precision up to"),
 ]

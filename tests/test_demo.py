@@ -19,6 +19,7 @@ def test_demo_shows_fills_low_balance_and_league_change_and_exits_by_itself():
     assert "ALERT -> trading: sodex stream disconnected: desk" in out
     assert "ALERT -> trading: sodex stream back: desk" in out
     assert out.count("ALERT -> phone: Low ADA on main") == 1
+    assert out.count("ALERT -> phone: Resolved: Low ADA on main") == 1
     assert out.count("buy ADAUSDM: 800 @ 0.93") == 1
     assert "demo finished: every alert once, none repeated" in out
     assert "Traceback" not in proc.stderr

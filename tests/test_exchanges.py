@@ -272,3 +272,40 @@ def test_each_exchange_finds_its_rest_host_from_the_stream_url_or_rest_url():
     sx = Account("d", "sodex", "wss://mainnet-gw.sodex.dev/ws", user="0xab", markets=("perps",))
     assert catch_up_for(sx, "perps").base == (
         "https://mainnet-gw.sodex.dev/api/v1/perps/accounts/0xab")
+
+
+def test_a_resolved_notice_is_sent_once_when_a_level_rule_re_arms(tmp_path):
+    write(tmp_path / "rules" / "r.yaml", """
+rules:
+  - name: low
+    on: balance
+    when: {asset: ada, free: {lt: 500}}
+    rearm: {free: {gte: 550}}
+    resolved: true
+    notify: [t]
+    title: "Low {asset} on {account}"
+  - name: flat
+    on: position
+    when: {size: {ne: 0}}
+    resolved: {title: "{symbol} closed"}
+    notify: [t]
+    title: "{symbol} open"
+""")
+    p = Pipeline(load_rules(tmp_path / "rules", ["t"]), Store(tmp_path / "s.db"))
+
+    def said(free: str) -> list[tuple[str, str, str]]:
+        frame = {"type": "Account", "sub_type": "balance",
+                 "balance": [{"asset": "ada", "free": free, "locked": "0"}]}
+        return [(a.title, a.body, a.severity) for a in p.raw(MAIN, json.dumps(frame))]
+
+    assert said("400") == [("Low ada on main", "free 400 (was -), locked 0, total 400", "info")]
+    assert said("520") == []  # above the threshold, below the re-arm level: still low
+    assert said("600") == [("Resolved: Low ada on main",
+                            "now free 600 (was 520), total 600", "success")]
+    assert said("700") == []  # once
+    assert [t for t, _, _ in said("100")] == ["Low ada on main"]
+    pos = sx("accountUpdate", {"E": 1, "P": [{"s": "BTC-USD", "sz": "0.5", "ep": "60000"}]})
+    assert titles(p, PERPS, pos, "flat") == ["BTC-USD open"]
+    flat = sx("accountUpdate", {"E": 2, "P": [{"s": "BTC-USD", "sz": "0", "ep": "60000"}]})
+    assert [(a.title, a.body) for a in p.raw(PERPS, flat) if a.rule == "flat"] == [
+        ("BTC-USD closed", "now flat 0 (was 0.5)")]
