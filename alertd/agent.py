@@ -83,6 +83,8 @@ class Agent:
         self._scheduler.every(6).hours.do(self._job, self._prune)
         self._scheduler.every(HEALTH_EVERY).seconds.do(self._job, self.save_health)
         self._scheduler.every(HEALTH_EVERY).seconds.do(self._job, self._check_state_file)
+        self._scheduler.every(60).seconds.do(self._job, lambda: self.core.submit(
+            self.pipeline.remind))
         self._last_watchdog = 0.0
 
     @property

@@ -17,12 +17,13 @@ from typing import Any
 
 from alertd.decode import Drop, Validators, decode
 from alertd.detect import Detector
-from alertd.evaluate import evaluate
+from alertd.evaluate import evaluate, render
 from alertd.exchanges import EXCHANGES
 from alertd.normalise import Observation, Source, StreamObs, iso
 from alertd.outbox import Alert, Outbox
 from alertd.rules import RuleSet
 from alertd.store import Store, write_failure
+from alertd.templates import Template
 
 log = logging.getLogger("alertd")
 
@@ -204,6 +205,29 @@ class Pipeline:
         with self.store.transaction():
             for event in list(self.detector.levels.values()):
                 for alert in evaluate(event, added, self.store):
+                    self._queue(alert)
+                    alerts.append(alert)
+        self.alerts += len(alerts)
+        return alerts
+
+    def remind(self) -> list[Alert]:
+        """Say again what still holds: a level rule with `repeat` whose `when` held for that
+        long since it was last said (the last value seen is checked again, so a level that
+        recovered unnoticed is not repeated). Run on a timer; durable like any alert."""
+        alerts: list[Alert] = []
+        due = [r for r in self.rules.rules if r.repeat is not None and r.when is not None]
+        if not due:
+            return alerts
+        now = self.store.clock()
+        with self.store.transaction():
+            for rule in due:
+                for subject in self.store.disarmed_before(rule.key, now - (rule.repeat or 0)):
+                    event = self.detector.levels.get(subject)
+                    if event is None or not rule.when(event.fields):  # type: ignore[misc]
+                        continue
+                    alert = render(rule, event, (Template(f"Still: {rule.title.source}",
+                                                          event.fields), rule.message))
+                    self.store.disarm(rule.key, subject)
                     self._queue(alert)
                     alerts.append(alert)
         self.alerts += len(alerts)

@@ -27,8 +27,9 @@ from alertd.templates import Template, TemplateError
 from alertd.yamlsrc import LDict, load_yaml
 
 SEVERITIES = ("info", "success", "warning", "failure")
-RULE_KEYS = ("name", "on", "accounts", "when", "rearm", "resolved", "notify", "severity", "title",
-             "message")
+RULE_KEYS = ("name", "on", "accounts", "when", "rearm", "resolved", "repeat", "notify", "severity",
+             "title", "message")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,6 +51,8 @@ class Rule:
     index: tuple[str, str] | None = None
     resolved: tuple[Template, Template] | None = None
     """Title and message of the notice sent once when a level rule re-arms (`resolved:`)."""
+    repeat: float | None = None
+    """Seconds after which a level rule that still holds says so again (`repeat: 4h`)."""
 
     @property
     def level(self) -> bool:
@@ -244,6 +247,14 @@ def _rule(item: Any, where: Problem, notifiers: set[str] | None, accounts: set[s
             templates.append(Template(default, fields))
 
     resolved = _resolved(item, on, fields, templates[0].source, label, bad)
+    repeat = None
+    if "repeat" in item:
+        repeat = duration(item["repeat"])
+        if repeat is None:
+            bad("repeat", f"{label}: repeat is a duration such as 30m, 4h or 1d")
+        elif on not in LEVEL_KINDS or "when" not in item:
+            bad("repeat", f"{label}: 'repeat' applies to level rules with a 'when' "
+                f"({', '.join(sorted(LEVEL_KINDS))})")
     if len(problems) > before:
         return None
     trigger = repr((on, _plain(item.get("when")), _plain(item.get("rearm"))))
@@ -251,7 +262,20 @@ def _rule(item: Any, where: Problem, notifiers: set[str] | None, accounts: set[s
     key = f"{name}#{hashlib.sha1(trigger.encode()).hexdigest()[:10]}"
     return Rule(name=name, on=on, notify=tuple(notify), severity=severity, title=templates[0],
                 message=templates[1], when=when, rearm=rearm, accounts=account_set,
-                file=str(path), line=where.line, key=key, index=index, resolved=resolved)
+                file=str(path), line=where.line, key=key, index=index, resolved=resolved,
+                repeat=repeat)
+
+
+def duration(value: Any) -> float | None:
+    """`90s`, `30m`, `4h`, `1d` (or a number of seconds) in seconds; None if it is not one."""
+    text = str(value).strip().lower()
+    unit = _UNITS.get(text[-1:], 0) if text and not text[-1:].isdigit() else 1
+    number = text[:-1] if unit and not text[-1:].isdigit() else text
+    try:
+        seconds = float(number) * unit
+    except ValueError:
+        return None
+    return seconds if unit and 0 < seconds < 365 * 86400 else None
 
 
 def _resolved(item: LDict, on: str, fields: dict[str, FieldType], title: str, label: str,

@@ -428,6 +428,12 @@ class Store:
         self.db.execute("INSERT OR REPLACE INTO disarmed VALUES (?, ?, ?)",
                         (rule_key, subject, self.clock()))
 
+    def disarmed_before(self, rule_key: str, before: float) -> list[str]:
+        """Subjects a rule has fired on (and not re-armed) whose last word is older than
+        `before`: their reminders are due."""
+        return [row[0] for row in self.db.execute(
+            "SELECT subject FROM disarmed WHERE rule_key=? AND since<=?", (rule_key, before))]
+
     def rearm(self, rule_key: str, subject: str) -> None:
         self.db.execute("DELETE FROM disarmed WHERE rule_key=? AND subject=?", (rule_key, subject))
 

@@ -309,3 +309,50 @@ rules:
     flat = sx("accountUpdate", {"E": 2, "P": [{"s": "BTC-USD", "sz": "0", "ep": "60000"}]})
     assert [(a.title, a.body) for a in p.raw(PERPS, flat) if a.rule == "flat"] == [
         ("BTC-USD closed", "now flat 0 (was 0.5)")]
+
+
+def test_a_reminder_repeats_what_still_holds_at_the_interval_and_stops_on_re_arm(tmp_path):
+    now = [2_000_000_000.0]
+    write(tmp_path / "rules" / "r.yaml", """
+rules:
+  - name: low
+    on: balance
+    when: {asset: ada, free: {lt: 500}}
+    repeat: 4h
+    resolved: true
+    notify: [t]
+    title: "Low {asset}: {free}"
+""")
+    p = Pipeline(load_rules(tmp_path / "rules", ["t"]),
+                 Store(tmp_path / "s.db", clock=lambda: now[0]))
+
+    def balance(free: str) -> list[str]:
+        frame = {"type": "Account", "sub_type": "balance",
+                 "balance": [{"asset": "ada", "free": free, "locked": "0"}]}
+        return [a.title for a in p.raw(MAIN, json.dumps(frame))]
+
+    def remind_at(hours: float) -> list[str]:
+        now[0] = 2_000_000_000.0 + hours * 3600
+        return [a.title for a in p.remind()]
+
+    assert balance("400") == ["Low ada: 400"]
+    assert remind_at(3.9) == []
+    assert balance("300") == []  # still low: quiet, the reminder keeps its own time
+    assert remind_at(4) == ["Still: Low ada: 300"]
+    assert remind_at(7.9) == []
+    assert remind_at(8) == ["Still: Low ada: 300"]
+    assert balance("900") == ["Resolved: Low ada: 900"]
+    assert remind_at(20) == []
+
+
+def test_repeat_takes_a_duration_on_a_level_rule(tmp_path):
+    from alertd.errors import LoadError
+    from alertd.rules import duration
+
+    assert [duration(v) for v in ("90s", "30m", "4h", "1d", 600)] == [90, 1800, 14400, 86400, 600]
+    assert [duration(v) for v in ("4 hours", "h", "-1h", "", "0")] == [None] * 5
+    write(tmp_path / "rules" / "r.yaml", "rules:\n  - name: f\n    on: fill\n    repeat: 1h\n"
+          "    notify: [t]\n")
+    with pytest.raises(LoadError) as err:
+        load_rules(tmp_path / "rules", ["t"])
+    assert "r.yaml:4: rule 'f': 'repeat' applies to level rules" in str(err.value.problems[0])
