@@ -130,7 +130,7 @@ class Agent:
             while not self._stop.wait(1.0):
                 if self._reload.is_set():
                     self._reload.clear()
-                    self.reload()
+                    self._job(self.reload)
                 self._scheduler.run_pending()
                 if watchdog and time.monotonic() - self._last_watchdog >= watchdog / 3:
                     self._pet_watchdog()
