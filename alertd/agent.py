@@ -296,13 +296,12 @@ class Agent:
                 "not written; it retries every few seconds and catches up over REST once the "
                 "file takes writes again (fills of the last 24 h). Free disk space or fix the "
                 "file's permissions.")
-        notifiers = [w.notifier for w in self.workers.values()]
-        threading.Thread(target=self._tell_directly, args=(notifiers, title, body),
-                         name="stall-notice", daemon=True).start()
+        threading.Thread(target=self._tell_directly, args=(title, body), name="stall-notice",
+                         daemon=True).start()
 
-    @staticmethod
-    def _tell_directly(notifiers: list[Notifier], title: str, body: str) -> None:
-        for notifier in notifiers:
+    def _tell_directly(self, title: str, body: str) -> None:
+        """Send to every notifier now, bypassing the outbox (for when it cannot be written)."""
+        for notifier in [w.notifier for w in self.workers.values()]:
             try:
                 notifier.send(title, body, "failure")
             except Exception as exc:
@@ -314,7 +313,7 @@ class Agent:
         self.pipeline.system_alert(
             "alertd writes its state file again",
             f"After {seconds:.0f} s ({reason}), alertd writes its state file again; the "
-            "streams reconnect and catch up over REST.", "failure", tuple(self.workers))
+            "streams reconnect and catch up over REST.", "success", tuple(self.workers))
 
     def _check_state_file(self) -> None:
         """Deleted or replaced under us, the state would be lost at the next start (and fills
@@ -325,8 +324,7 @@ class Agent:
         self._lost_file = problem
         log.error("%s; alertd stops, writes it back from its open copy and exits with %d for "
                   "systemd to restart it", problem, EXIT_STATE_FILE)
-        self._tell_directly([w.notifier for w in self.workers.values()],
-                            "alertd's state file was deleted",
+        self._tell_directly("alertd's state file was deleted",
                             f"{problem}. alertd stops, writes it back from its open copy, and "
                             "is restarted by systemd (Restart=on-failure).")
         self.exit_code = EXIT_STATE_FILE

@@ -122,9 +122,10 @@ class Core:
             else:
                 if future is not None:
                     future.set_result(result)
-            if store.flush_due_in() == 0.0:
+            due = store.flush_due_in()
+            if due == 0.0:
                 self._flush()
-            elif store.flush_due_in() is None:
+            elif due is None:
                 self._held.clear()
         self._flush()
 

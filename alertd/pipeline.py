@@ -23,7 +23,6 @@ from alertd.normalise import Observation, Source, StreamObs, iso
 from alertd.outbox import Alert, Outbox
 from alertd.rules import RuleSet
 from alertd.store import Store, write_failure
-from alertd.templates import Template
 
 log = logging.getLogger("alertd")
 
@@ -215,18 +214,18 @@ class Pipeline:
         long since it was last said (the last value seen is checked again, so a level that
         recovered unnoticed is not repeated). Run on a timer; durable like any alert."""
         alerts: list[Alert] = []
-        due = [r for r in self.rules.rules if r.repeat is not None and r.when is not None]
+        due = [r for r in self.rules.rules if r.repeat is not None]
         if not due:
             return alerts
         now = self.store.clock()
         with self.store.transaction():
             for rule in due:
-                for subject in self.store.disarmed_before(rule.key, now - (rule.repeat or 0)):
+                every, title = rule.repeat  # type: ignore[misc]
+                for subject in self.store.disarmed_before(rule.key, now - every):
                     event = self.detector.levels.get(subject)
                     if event is None or not rule.when(event.fields):  # type: ignore[misc]
                         continue
-                    alert = render(rule, event, (Template(f"Still: {rule.title.source}",
-                                                          event.fields), rule.message))
+                    alert = render(rule, event, (title, rule.message))
                     self.store.disarm(rule.key, subject)
                     self._queue(alert)
                     alerts.append(alert)

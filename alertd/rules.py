@@ -7,6 +7,7 @@ notifier and account names, duplicates) and reports all of it as `file:line: mes
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -30,6 +31,7 @@ SEVERITIES = ("info", "success", "warning", "failure")
 RULE_KEYS = ("name", "on", "accounts", "when", "rearm", "resolved", "repeat", "notify", "severity",
              "title", "message")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,8 +53,9 @@ class Rule:
     index: tuple[str, str] | None = None
     resolved: tuple[Template, Template] | None = None
     """Title and message of the notice sent once when a level rule re-arms (`resolved:`)."""
-    repeat: float | None = None
-    """Seconds after which a level rule that still holds says so again (`repeat: 4h`)."""
+    repeat: tuple[float, Template] | None = None
+    """Seconds after which a level rule that still holds says so again (`repeat: 4h`), and
+    the reminder's title ("Still: " + the rule's)."""
 
     @property
     def level(self) -> bool:
@@ -249,12 +252,14 @@ def _rule(item: Any, where: Problem, notifiers: set[str] | None, accounts: set[s
     resolved = _resolved(item, on, fields, templates[0].source, label, bad)
     repeat = None
     if "repeat" in item:
-        repeat = duration(item["repeat"])
-        if repeat is None:
+        seconds = duration(item["repeat"])
+        if seconds is None:
             bad("repeat", f"{label}: repeat is a duration such as 30m, 4h or 1d")
         elif on not in LEVEL_KINDS or "when" not in item:
             bad("repeat", f"{label}: 'repeat' applies to level rules with a 'when' "
                 f"({', '.join(sorted(LEVEL_KINDS))})")
+        else:
+            repeat = seconds, Template(f"Still: {templates[0].source}", fields)
     if len(problems) > before:
         return None
     trigger = repr((on, _plain(item.get("when")), _plain(item.get("rearm"))))
@@ -268,14 +273,11 @@ def _rule(item: Any, where: Problem, notifiers: set[str] | None, accounts: set[s
 
 def duration(value: Any) -> float | None:
     """`90s`, `30m`, `4h`, `1d` (or a number of seconds) in seconds; None if it is not one."""
-    text = str(value).strip().lower()
-    unit = _UNITS.get(text[-1:], 0) if text and not text[-1:].isdigit() else 1
-    number = text[:-1] if unit and not text[-1:].isdigit() else text
-    try:
-        seconds = float(number) * unit
-    except ValueError:
+    match = _DURATION.fullmatch(str(value).strip().lower())
+    if match is None:
         return None
-    return seconds if unit and 0 < seconds < 365 * 86400 else None
+    seconds = float(match[1]) * _UNITS[match[2] or "s"]
+    return seconds if 0 < seconds < 365 * 86400 else None
 
 
 def _resolved(item: LDict, on: str, fields: dict[str, FieldType], title: str, label: str,

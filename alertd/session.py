@@ -15,7 +15,6 @@ python-websockets tests its protocol core without a network.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -54,7 +53,8 @@ class Session:
         self.failures = 0
         self.down_since = clock()
         self.down_reported = False
-        self.catch_up_due: float | None = None if catch_up else math.inf
+        self.catch_up = catch_up
+        self.catch_up_due: float | None = None
         self.catch_up_failed = False
         self.answered = self.announced = False
         self._opened = self._last_frame = self._last_sent = 0.0
@@ -70,11 +70,13 @@ class Session:
     def connecting(self) -> bool:
         """A connect is about to be tried; True if a catch-up should run first."""
         self.state = "connecting"
-        return self.catch_up_due is None or self._clock() >= self.catch_up_due
+        return self.catch_up and (self.catch_up_due is None
+                                  or self._clock() >= self.catch_up_due)
 
     def catch_up_retry_due(self) -> bool:
         """With the socket up, only a catch-up that failed is tried again, when it is due."""
-        return self.catch_up_due is not None and self._clock() >= self.catch_up_due
+        return (self.catch_up and self.catch_up_due is not None
+                and self._clock() >= self.catch_up_due)
 
     def caught_up(self) -> None:
         self.catch_up_due = None
@@ -179,4 +181,4 @@ class Session:
     def paused(self) -> None:
         """The state file cannot be written: read nothing; catch up before reconnecting."""
         self.state = "paused"
-        self.catch_up_due = None if math.isfinite(self.catch_up_due or 0.0) else math.inf
+        self.catch_up_due = None

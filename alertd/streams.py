@@ -93,7 +93,7 @@ class Stream:
         while not self._stopping.is_set():
             self.heartbeat = self._clock()
             try:
-                if session.connecting() and self.catch_up is not None:
+                if session.connecting():
                     self._run_catch_up()
                 conn = self._connect(self.protocol.url, self.settings.connect_timeout,
                                      self._stopping)
@@ -199,7 +199,7 @@ class Stream:
                 self._report()
             if self.core.stalled is not None:
                 return "paused: the state file cannot be written"
-            if self.catch_up is not None and session.catch_up_retry_due():
+            if session.catch_up_retry_due():
                 self._run_catch_up()
             overdue = session.overdue()
             if overdue:

@@ -61,12 +61,16 @@ def agent_config(tmp: Path, sim: Simulator, notifiers: dict[str, str | list[str]
 
 def build_agent(config_path: Path, rules_dir: Path, env: dict[str, str] | None = None,
                 settings: StreamSettings = FAST):
+    """An agent on these files, which `reload()` reads again, as SIGHUP would."""
     from alertd.agent import Agent
 
-    config = load_config(config_path, env={"TEST_DD_KEY": API_KEY, **(env or {})})
-    rules = load_rules(rules_dir, config.notifiers, [a.name for a in config.accounts])
-    notifiers = build_notifiers(config.notifiers, config.path, config.notifier_lines)
-    return Agent(config, rules, notifiers, settings=settings)
+    def load():
+        config = load_config(config_path, env={"TEST_DD_KEY": API_KEY, **(env or {})})
+        rules = load_rules(rules_dir, config.notifiers, [a.name for a in config.accounts])
+        return config, rules, build_notifiers(config.notifiers, config.path,
+                                              config.notifier_lines)
+
+    return Agent(*load(), settings=settings, loader=load)
 
 
 @contextmanager

@@ -18,7 +18,7 @@ import pytest
 
 from alertd.cli import main
 from alertd.simulator import deltadefi_key, sodex_key
-from tests.conftest import API_KEY, FAST, USER, agent_config, running, write
+from tests.conftest import API_KEY, FAST, USER, agent_config, build_agent, running, write
 from tests.frames import dd_balance, dd_order, sx_trade
 from tests.sinks import BlackHole, HttpSink, SmtpSink, wait_for
 
@@ -321,21 +321,9 @@ def test_world_readable_config_with_a_literal_secret_is_warned_about(tmp_path, s
 
 
 def test_reload_picks_up_new_notifiers_and_stream_settings(tmp_path, sim, rules_dir):
-    from alertd.agent import Agent
-    from alertd.config import load_config
-    from alertd.notify import build_notifiers
-    from alertd.rules import load_rules
-
-    env = {"TEST_DD_KEY": API_KEY}
     with HttpSink() as first, HttpSink() as second:
         cfg = agent_config(tmp_path, sim, {"hook": first.url}, markets="[spot]")
-
-        def load():
-            config = load_config(cfg, env=env)
-            rules = load_rules(rules_dir, config.notifiers, [a.name for a in config.accounts])
-            return config, rules, build_notifiers(config.notifiers, config.path)
-
-        agent = Agent(*load(), settings=FAST, loader=load)
+        agent = build_agent(cfg, rules_dir)
         agent.start()
         try:
             assert sim.wait_ready(DD)
@@ -354,21 +342,9 @@ def test_reload_picks_up_new_notifiers_and_stream_settings(tmp_path, sim, rules_
 
 
 def test_reload_replaces_only_the_sockets_of_accounts_that_changed(tmp_path, sim, rules_dir):
-    from alertd.agent import Agent
-    from alertd.config import load_config
-    from alertd.notify import build_notifiers
-    from alertd.rules import load_rules
-
-    env = {"TEST_DD_KEY": API_KEY}
     with HttpSink() as sink:
         cfg = agent_config(tmp_path, sim, {"hook": sink.url}, markets="[spot]")
-
-        def load():
-            config = load_config(cfg, env=env)
-            rules = load_rules(rules_dir, config.notifiers, [a.name for a in config.accounts])
-            return config, rules, build_notifiers(config.notifiers, config.path)
-
-        agent = Agent(*load(), settings=FAST, loader=load)
+        agent = build_agent(cfg, rules_dir)
         agent.start()
         try:
             assert sim.wait_ready(DD) and sim.wait_ready(SPOT, channels=4)

@@ -20,6 +20,7 @@ from alertd.status import report
 from tests.conftest import API_KEY, USER, agent_config, build_agent, running
 from tests.frames import sx_trade
 from tests.sinks import HttpSink, RawPeer, wait_for
+from tests.test_faults import RULES  # noqa: F401  (rules_dir reads the module's RULES)
 
 SPOT = sodex_key(USER, "spot")
 
@@ -147,18 +148,6 @@ def test_a_dripped_rest_reply_is_cut_at_the_deadline_for_the_whole_call():
         http.close()
 
 
-RULES = """
-rules:
-  - name: fill
-    on: fill
-    notify: [hook]
-    title: "fill {trade_id}"
-  - name: streams
-    on: stream
-    notify: [hook]
-    title: "stream {account} {market} {status}"
-    message: "{reason}"
-"""
 
 
 def test_an_endless_handshake_is_an_unreachable_stream_and_stop_is_prompt(tmp_path, sim,
