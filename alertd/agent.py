@@ -19,12 +19,12 @@ import schedule
 from alertd import sdnotify
 from alertd.config import Config
 from alertd.core import Core
-from alertd.delivery import DeliveryWorker
+from alertd.delivery.notify import Notifier
+from alertd.delivery.outbox import Delivery, Outbox
+from alertd.delivery.worker import DeliveryWorker
 from alertd.errors import LoadError, Problem
 from alertd.exchanges import catch_up_for, protocols_for
 from alertd.normalise import TERMINAL
-from alertd.notify import Notifier
-from alertd.outbox import Delivery, Outbox
 from alertd.pipeline import Pipeline
 from alertd.redact import safe_text
 from alertd.rules import RuleSet

@@ -16,7 +16,7 @@ from alertd.redact import RedactingFormatter
 from alertd.rules import RuleSet, load_rules
 
 if TYPE_CHECKING:  # apprise loads only for commands that send or check notifiers
-    from alertd.notify import AppriseNotifier
+    from alertd.delivery.notify import AppriseNotifier
 
 log = logging.getLogger("alertd")
 
@@ -35,7 +35,7 @@ def setup_logging(verbose: bool = False, level: int = logging.INFO) -> None:
 def load_all(config_arg: str | None,
              rules_dir: str) -> tuple[Config, RuleSet, dict[str, AppriseNotifier]]:
     """Config, rules and notifiers, each reporting every problem it finds (no sending)."""
-    from alertd.notify import build_notifiers
+    from alertd.delivery.notify import build_notifiers
 
     config = load_config(find_config(config_arg))
     rules = load_rules(Path(rules_dir), config.notifiers, [a.name for a in config.accounts])

@@ -94,7 +94,7 @@ class Core:
         store = self.pipeline.store
         while True:
             self.heartbeat = time.monotonic()
-            due = store.flush_due_in()
+            due = self.pipeline.due_in()
             try:
                 item = self._queue.get(timeout=IDLE_TICK if due is None else max(due, 0.0005))
             except queue.Empty:
@@ -122,10 +122,9 @@ class Core:
             else:
                 if future is not None:
                     future.set_result(result)
-            due = store.flush_due_in()
-            if due == 0.0:
+            if self.pipeline.due_in() == 0.0:
                 self._flush()
-            elif due is None:
+            elif store.flush_due_in() is None:
                 self._held.clear()
         self._flush()
 

@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 
 from alertd.agent import Agent
 from alertd.config import Account, Config
+from alertd.delivery.notify import Notifier, build_notifiers
+from alertd.delivery.outbox import Outbox
 from alertd.normalise import iso
-from alertd.notify import Notifier, build_notifiers
-from alertd.outbox import Outbox
 from alertd.rules import RuleSet, load_rules
 from alertd.simulator import Simulator, deltadefi_key, sodex_key
 from alertd.streams import StreamSettings
@@ -211,7 +211,8 @@ def _script(sim: Simulator, agent: Agent, pause: float) -> bool:
          lambda: sim.push_deltadefi(DEMO_KEY, dd_points("10150", "gold", "300")))
     step("SoDEX spot: buy 0.5 vBTC @ 60000 placed",
          lambda: sim.push_sodex(DEMO_USER, "spot", "accountOrderUpdate", sx_order("NEW", "0")))
-    step("SoDEX spot: trade 0.2, then 0.3, then the order is FILLED", lambda: (
+    step("SoDEX spot: trade 0.2, then 0.3, then the order is FILLED (expect: the two fills "
+         "of the order as one message, sent as soon as the order is complete)", lambda: (
         sim.push_sodex(DEMO_USER, "spot", "accountTrade", sx_trade(901, "0.2")),
         sim.push_sodex(DEMO_USER, "spot", "accountTrade", sx_trade(902, "0.3")),
         sim.push_sodex(DEMO_USER, "spot", "accountOrderUpdate", sx_order("FILLED", "0.5"))),
@@ -231,9 +232,11 @@ def _script(sim: Simulator, agent: Agent, pause: float) -> bool:
 
 
 def _drain(agent: Agent, timeout: float = 10.0) -> None:
+    """Wait until every alert left its group and was delivered."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if all(c["pending"] == 0 for c in agent.core.call(Outbox(agent.store).counts).values()):
+        if agent.core.call(agent.pipeline.groups.count) == 0 and all(
+                c["pending"] == 0 for c in agent.core.call(Outbox(agent.store).counts).values()):
             return
         time.sleep(0.05)
 
@@ -241,11 +244,13 @@ def _drain(agent: Agent, timeout: float = 10.0) -> None:
 def _summary(agents: tuple[Agent, ...], consoles: dict[str, ConsoleNotifier], ok: bool) -> int:
     frames = sum(a.pipeline.frames for a in agents)
     alerts = sum(a.pipeline.alerts for a in agents)
+    messages = sum(a.pipeline.messages for a in agents)
     sent = sum(len(c.sent) for c in consoles.values())
     dropped = sum(sum(a.pipeline.drops.counts.values()) for a in agents)
     reconnects = sum(max(0, s.connects - 1) for s in agents[0].streams)
-    say(f"\nsummary: {frames} frames, {alerts} alerts ({sent} deliveries to "
-        f"{len(consoles)} notifiers), {dropped} dropped frames, {reconnects} reconnects")
+    say(f"\nsummary: {frames} frames, {alerts} alerts in {messages} messages after grouping "
+        f"({sent} deliveries to {len(consoles)} notifiers), {dropped} dropped frames, "
+        f"{reconnects} reconnects")
     unique = {(n, t, b) for n, c in consoles.items() for t, b in c.sent}
     good = ok and len(unique) == sent and sent > 0
     say("demo finished: every alert once, none repeated" if good

@@ -62,7 +62,7 @@ class Detector:
             "symbol": f.symbol, "side": f.side, "price": f.price, "qty": f.qty,
             "quote_qty": f.quote_qty, "fee": f.fee, "fee_asset": f.fee_asset, "role": f.role,
             "filled_qty": filled, "order_qty": order_qty, "complete": complete,
-            "caught_up": src.catching_up})
+            "caught_up": src.catching_up, "fills": 1})
 
     def _order(self, src: Source, o: OrderObs, quiet: float | None) -> list[Event]:
         known = self.store.order(src.key, o.order_id)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 
+from alertd.delivery.outbox import Alert
 from alertd.events import Event
-from alertd.outbox import Alert
 from alertd.rules import Rule, RuleSet
 from alertd.store import Store
 from alertd.templates import Template
@@ -64,4 +64,5 @@ def render(rule: Rule, event: Event, texts: tuple[Template, Template] | None = N
         title = f"{rule.name}: {event.kind} on {event.account}"
         body = ", ".join(f"{k}={v}" for k, v in event.fields.items())
     return Alert(rule=rule.name, kind=event.kind, account=event.account,
-                 severity=severity or rule.severity, title=title, body=body, notify=rule.notify)
+                 severity=severity or rule.severity, title=title, body=body, notify=rule.notify,
+                 fields=None if texts else event.fields)

@@ -23,7 +23,7 @@ KIND_FIELDS: dict[str, dict[str, FieldType]] = {
     "fill": {
         "order_id": S, "trade_id": S, "symbol": S, "side": S, "price": N, "qty": N,
         "quote_qty": N, "fee": N, "fee_asset": S, "role": S, "filled_qty": N, "order_qty": N,
-        "complete": B, "caught_up": B,
+        "complete": B, "caught_up": B, "fills": N,
     },
     "order": {
         "order_id": S, "symbol": S, "side": S, "type": S, "status": S, "previous_status": S,

@@ -16,11 +16,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from alertd.decode import Drop, Validators, decode
+from alertd.delivery.outbox import Alert, Outbox
 from alertd.detect import Detector
 from alertd.evaluate import evaluate, render
 from alertd.exchanges import EXCHANGES
+from alertd.group import Groups, combine
 from alertd.normalise import Observation, Source, StreamObs, iso
-from alertd.outbox import Alert, Outbox
 from alertd.rules import RuleSet
 from alertd.store import Store, write_failure
 
@@ -107,6 +108,7 @@ class Pipeline:
         self.rules = rules
         self.store = store
         self.outbox = Outbox(store)
+        self.groups = Groups(store)
         self.detector = Detector(store)
         self.validators = Validators()
         self.drops = DropLog()
@@ -114,10 +116,12 @@ class Pipeline:
         self.on_queued = on_queued
         self._unlogged: list[str] = []
         store.on_commit = self._committed
-        store.on_abandon = self._unlogged.clear
+        store.on_abandon = self._abandoned
         self.clock = clock
         self.frames = 0
         self.alerts = 0
+        self.messages = 0
+        """Alerts queued for sending: rule alerts after grouping, notices, alertd's own."""
 
     def raw(self, src: Source, raw: bytes | str) -> list[Alert]:
         """Decode and process one raw frame (what a socket delivers)."""
@@ -233,8 +237,35 @@ class Pipeline:
         return alerts
 
     def flush(self) -> None:
-        """Commit state changes that raised no alert (the sources call this when idle)."""
+        """Release the groups that are due and commit (the core calls this when idle)."""
+        if self.groups.due_in() == 0.0:
+            self.release()
         self.store.flush()
+
+    def release(self) -> list[Alert]:
+        """Groups whose wait is over leave as one alert each, in the transaction that
+        removes them."""
+        alerts: list[Alert] = []
+        with self.store.transaction(defer=True):
+            for members in self.groups.take_due():
+                rule = self.rules.by_name.get(members[0].rule)
+                render, counted = None, False
+                if rule is not None and rule.on == members[0].kind:
+                    render = lambda f, r=rule: (r.title.render(f), r.message.render(f))  # noqa: E731
+                    counted = "fills" in rule.title.fields
+                alert = combine(members, render, counted)
+                self.outbox.add(alert)
+                self.messages += 1
+                if len(members) > 1:
+                    self._unlogged.append(f"alert {alert.rule} [{','.join(alert.notify)}] "
+                                          f"{len(members)} grouped as one: {alert.title}")
+                alerts.append(alert)
+        return alerts
+
+    def due_in(self) -> float | None:
+        """Seconds until the core has work of its own: a commit or a group to release."""
+        due = [d for d in (self.store.flush_due_in(), self.groups.due_in()) if d is not None]
+        return min(due) if due else None
 
     def stream_status(self, src: Source, status: str, reason: str) -> list[Alert]:
         """Record a connection state change reported by a source."""
@@ -260,10 +291,19 @@ class Pipeline:
         return alerts
 
     def _queue(self, alert: Alert) -> None:
-        """Into the outbox; its log line waits for the commit (see `_committed`)."""
-        self.outbox.add(alert)
+        """Into its group or the outbox; its log line waits for the commit (`_committed`)."""
+        rule = self.rules.by_name.get(alert.rule) if alert.fields is not None else None
+        if rule is not None and rule.group.wait > 0:
+            self.groups.hold(alert, rule.group)
+        else:
+            self.outbox.add(alert)
+            self.messages += 1
         self._unlogged.append(f"alert {alert.rule} [{','.join(alert.notify)}] {alert.title}: "
                               f"{alert.body}")
+
+    def _abandoned(self) -> None:
+        self._unlogged.clear()
+        self.groups.reload()
 
     def _committed(self, notifiers: set[str]) -> None:
         """Alerts are logged once on disk, never before: a log line is a promise."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,12 +24,14 @@ from alertd.events import (
     FieldType,
     fields_of,
 )
+from alertd.group import DEFAULT_BY, DEFAULT_WAIT, Grouping
 from alertd.templates import Template, TemplateError
 from alertd.yamlsrc import LDict, load_yaml
 
 SEVERITIES = ("info", "success", "warning", "failure")
-RULE_KEYS = ("name", "on", "accounts", "when", "rearm", "resolved", "repeat", "notify", "severity",
-             "title", "message")
+RULE_KEYS = ("name", "on", "accounts", "when", "rearm", "resolved", "repeat", "group_by",
+             "group_wait", "notify", "severity", "title", "message")
+MAX_GROUP_WAIT = 3600.0
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
 
@@ -56,6 +58,8 @@ class Rule:
     repeat: tuple[float, Template] | None = None
     """Seconds after which a level rule that still holds says so again (`repeat: 4h`), and
     the reminder's title ("Still: " + the rule's)."""
+    group: Grouping = field(default_factory=Grouping)
+    """How its alerts wait for the ones that belong with them (`group_by`, `group_wait`)."""
 
     @property
     def level(self) -> bool:
@@ -72,6 +76,7 @@ class RuleSet:
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules = tuple(rules)
+        self.by_name = {rule.name: rule for rule in self.rules}
         self._order = {id(rule): i for i, rule in enumerate(self.rules)}
         by_kind: dict[str, list[Rule]] = {kind: [] for kind in EVENT_KINDS}
         for rule in self.rules:
@@ -260,6 +265,7 @@ def _rule(item: Any, where: Problem, notifiers: set[str] | None, accounts: set[s
                 f"({', '.join(sorted(LEVEL_KINDS))})")
         else:
             repeat = seconds, Template(f"Still: {templates[0].source}", fields)
+    group = _grouping(item, on, fields, label, bad)
     if len(problems) > before:
         return None
     trigger = repr((on, _plain(item.get("when")), _plain(item.get("rearm"))))
@@ -268,7 +274,7 @@ def _rule(item: Any, where: Problem, notifiers: set[str] | None, accounts: set[s
     return Rule(name=name, on=on, notify=tuple(notify), severity=severity, title=templates[0],
                 message=templates[1], when=when, rearm=rearm, accounts=account_set,
                 file=str(path), line=where.line, key=key, index=index, resolved=resolved,
-                repeat=repeat)
+                repeat=repeat, group=group)
 
 
 def duration(value: Any) -> float | None:
@@ -278,6 +284,34 @@ def duration(value: Any) -> float | None:
         return None
     seconds = float(match[1]) * _UNITS[match[2] or "s"]
     return seconds if 0 < seconds < 365 * 86400 else None
+
+
+def _grouping(item: LDict, on: str, fields: dict[str, FieldType], label: str,
+              bad: Callable[..., None]) -> Grouping:
+    """`group_by: [symbol]` and `group_wait: 5s` (0 sends each alert alone, at once)."""
+    wait = DEFAULT_WAIT
+    if "group_wait" in item:
+        raw = item["group_wait"]
+        seconds = 0.0 if str(raw).strip() in ("0", "0s", "0.0") else duration(raw)
+        if seconds is None or seconds > MAX_GROUP_WAIT:
+            bad("group_wait", f"{label}: group_wait is a duration up to 1h, such as 2s or 1m, "
+                "or 0 to send each alert alone")
+        else:
+            wait = seconds
+    by = DEFAULT_BY.get(on, ())
+    if "group_by" in item:
+        raw = item["group_by"]
+        if isinstance(raw, str):
+            raw = [raw]
+        if not isinstance(raw, list) or not all(isinstance(f, str) for f in raw):
+            bad("group_by", f"{label}: group_by lists field names, such as [account, symbol]")
+        else:
+            unknown = [f for f in raw if f not in fields]
+            if unknown:
+                bad("group_by", f"{label}: group_by: unknown field {', '.join(unknown)} for "
+                    f"'{on}' events; fields are: {', '.join(fields)}")
+            by = tuple(raw)
+    return Grouping(by, wait)
 
 
 def _resolved(item: LDict, on: str, fields: dict[str, FieldType], title: str, label: str,

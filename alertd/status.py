@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from alertd.outbox import counts as outbox_counts
+from alertd.delivery.outbox import counts as outbox_counts
 from alertd.store import lock_holder
 
 

@@ -48,6 +48,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
     next_at REAL NOT NULL, last_error TEXT, done_at REAL);
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (notifier, status, next_at);
+CREATE TABLE IF NOT EXISTS groups (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, rule TEXT NOT NULL, gkey TEXT NOT NULL,
+    due REAL NOT NULL, alert TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS groups_key ON groups (rule, gkey);
 CREATE TABLE IF NOT EXISTS health (
     source TEXT PRIMARY KEY, exchange TEXT NOT NULL, state TEXT NOT NULL, last_frame REAL,
     connects INTEGER NOT NULL, updated REAL NOT NULL) WITHOUT ROWID;

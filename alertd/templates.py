@@ -29,6 +29,11 @@ class Template:
 
     __slots__ = ("_parts", "source")
 
+    @property
+    def fields(self) -> frozenset[str]:
+        """The field names it shows."""
+        return frozenset(name for _, name, _ in self._parts if name is not None)
+
     def __init__(self, source: str, allowed: Iterable[str]) -> None:
         self.source = source
         allowed = set(allowed)

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -8,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from alertd.config import load_config
-from alertd.notify import build_notifiers
+from alertd.delivery.notify import build_notifiers
 from alertd.rules import load_rules
 from alertd.simulator import Simulator
 from alertd.streams import StreamSettings
@@ -89,3 +92,42 @@ def rules_dir(tmp_path, request) -> Path:
     """A rules folder holding the test module's RULES."""
     write(tmp_path / "rules" / "r.yaml", request.module.RULES)
     return tmp_path / "rules"
+
+
+class AgentProcess:
+    """`alertd --rules ... --config ...` as a child process, as systemd would run it."""
+
+    def __init__(self, tmp: Path, config: Path, rules: Path, env: dict[str, str] | None = None):
+        self.log = tmp / f"agent-{os.getpid()}-{id(self)}.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "alertd", "--rules", str(rules), "--config", str(config)],
+            stdout=subprocess.DEVNULL, stderr=self.log.open("w"),
+            env={**os.environ, "TEST_DD_KEY": API_KEY, **(env or {})})
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout: float = 30) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def stderr(self) -> str:
+        return self.log.read_text()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def spawn(tmp_path):
+    started: list[AgentProcess] = []
+
+    def start(config: Path, rules: Path, env: dict[str, str] | None = None) -> AgentProcess:
+        agent = AgentProcess(tmp_path, config, rules, env)
+        started.append(agent)
+        return agent
+
+    yield start
+    for agent in started:
+        agent.kill()

@@ -25,19 +25,23 @@ rules:
   - name: fill
     on: fill
     notify: [hook]
+    group_wait: 0
     title: "fill {account} {trade_id} {filled_qty}/{order_qty} {complete}"
   - name: low-ada
     on: balance
     when: {asset: ada, free: {lt: 500}}
     notify: [hook, mail]
+    group_wait: 0
     title: "low {asset} {free}"
   - name: league
     on: league
     notify: [hook]
+    group_wait: 0
     title: "league {direction} {league}"
   - name: streams
     on: stream
     notify: [hook]
+    group_wait: 0
     title: "stream {account} {market} {status}"
     message: "{reason}"
 """
@@ -233,7 +237,7 @@ def test_webhook_failing_then_recovering_gets_the_alert_exactly_once(agent_facto
 
 
 def test_retry_delays_grow_from_one_second_to_five_minutes_with_jitter():
-    from alertd.delivery import retry_delay
+    from alertd.delivery.worker import retry_delay
 
     assert [retry_delay(n, rng=lambda: 0.5) for n in (0, 1, 2, 8, 9, 30)] == [
         1.0, 2.0, 4.0, 256.0, 300.0, 300.0]

@@ -19,15 +19,18 @@ rules:
   - name: fill
     on: fill
     notify: [hook]
+    group_wait: 0
     title: "fill {account} {trade_id} {qty} caught_up={caught_up}"
   - name: low-ada
     on: balance
     when: {asset: ada, free: {lt: 500}}
     notify: [hook]
+    group_wait: 0
     title: "low ada {free}"
   - name: stream
     on: stream
     notify: [hook]
+    group_wait: 0
     title: "stream {account} {status}"
 """
 

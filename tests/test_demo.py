@@ -21,6 +21,8 @@ def test_demo_shows_fills_low_balance_and_league_change_and_exits_by_itself():
     assert out.count("ALERT -> phone: Low ADA on main") == 1
     assert out.count("ALERT -> phone: Resolved: Low ADA on main") == 1
     assert out.count("buy ADAUSDM: 800 @ 0.93") == 1
+    assert out.count("ALERT -> trading: buy vBTC_vUSDC: 0.5 @ 60000 (2 fills)") == 1
+    assert "vBTC_vUSDC: 0.2 @" not in out
     assert "demo finished: every alert once, none repeated" in out
     assert "Traceback" not in proc.stderr
     stopped = out.index("alertd stops. While it is down")
@@ -33,7 +35,8 @@ def test_demo_sends_every_alert_once_to_an_apprise_url_too(http_sink):
     proc = subprocess.run([sys.executable, "-m", "alertd", "demo", "--notify", http_sink.url],
                           capture_output=True, text=True, timeout=90)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    alerts = int(re.search(r"summary: \d+ frames, (\d+) alerts", proc.stdout).group(1))
+    alerts, messages = map(int, re.search(r"summary: \d+ frames, (\d+) alerts in (\d+) "
+                                          r"messages", proc.stdout).groups())
     sent = [(p["title"], p["message"]) for p in http_sink.posts]
-    assert len(sent) == alerts == len(set(sent))
+    assert len(sent) == messages == len(set(sent)) and alerts > messages
     assert ("League up: silver -> gold", "main now has 10150 points (5150 this season)") in sent

@@ -26,19 +26,23 @@ rules:
   - name: fills
     on: fill
     notify: [t]
+    group_wait: 0
     title: "{trade_id} {qty} {complete}"
   - name: positions
     on: position
     notify: [t]
+    group_wait: 0
     title: "{symbol} {side} {size}"
   - name: balances
     on: balance
     notify: [t]
+    group_wait: 0
     title: "{asset} {free}"
   - name: tiny
     on: balance
     when: {asset: ada, free: {lt: 0.1000000000000000055511151231257827}}
     notify: [t]
+    group_wait: 0
 """
 
 
@@ -217,6 +221,7 @@ def test_an_order_forgotten_by_housekeeping_and_restated_is_not_news_again(tmp_p
   - name: orders
     on: order
     notify: [t]
+    group_wait: 0
     title: "{order_id} {status}"
 """)
     p = Pipeline(load_rules(tmp_path / "rules", ["t"]), Store(tmp_path / "s.db",
@@ -253,6 +258,7 @@ def test_a_level_rule_added_by_reload_fires_on_a_level_that_already_holds(pipeli
     on: balance
     when: {asset: ada, free: {lt: 500}}
     notify: [t]
+    group_wait: 0
     title: "low {free}"
 """)
     added = pipeline.swap_rules(load_rules(tmp_path / "rules", ["t"]))
@@ -283,12 +289,14 @@ rules:
     rearm: {free: {gte: 550}}
     resolved: true
     notify: [t]
+    group_wait: 0
     title: "Low {asset} on {account}"
   - name: flat
     on: position
     when: {size: {ne: 0}}
     resolved: {title: "{symbol} closed"}
     notify: [t]
+    group_wait: 0
     title: "{symbol} open"
 """)
     p = Pipeline(load_rules(tmp_path / "rules", ["t"]), Store(tmp_path / "s.db"))
@@ -321,6 +329,7 @@ rules:
     repeat: 4h
     resolved: true
     notify: [t]
+    group_wait: 0
     title: "Low {asset}: {free}"
 """)
     p = Pipeline(load_rules(tmp_path / "rules", ["t"]),
@@ -352,7 +361,7 @@ def test_repeat_takes_a_duration_on_a_level_rule(tmp_path):
     assert [duration(v) for v in ("90s", "30m", "4h", "1d", 600)] == [90, 1800, 14400, 86400, 600]
     assert [duration(v) for v in ("4 hours", "h", "-1h", "", "0")] == [None] * 5
     write(tmp_path / "rules" / "r.yaml", "rules:\n  - name: f\n    on: fill\n    repeat: 1h\n"
-          "    notify: [t]\n")
+          "    notify: [t]\n    group_wait: 0\n")
     with pytest.raises(LoadError) as err:
         load_rules(tmp_path / "rules", ["t"])
     assert "r.yaml:4: rule 'f': 'repeat' applies to level rules" in str(err.value.problems[0])

@@ -6,15 +6,10 @@ sockets go silent; every test is bounded by timeouts and stops by itself.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
-
-import pytest
 
 from alertd.cli import main
 from alertd.simulator import deltadefi_key, sodex_key
@@ -29,57 +24,21 @@ rules:
   - name: fill
     on: fill
     notify: [hook]
+    group_wait: 0
     title: "fill {trade_id}"
   - name: low
     on: balance
     when: {asset: ada, free: {lt: 500}}
     notify: [hook]
+    group_wait: 0
     title: "low {free}"
   - name: streams
     on: stream
     notify: [hook]
+    group_wait: 0
     title: "stream {account} {market} {status}"
     message: "{reason}"
 """
-
-
-class AgentProcess:
-    """`alertd --rules ... --config ...` as a child process, as systemd would run it."""
-
-    def __init__(self, tmp: Path, config: Path, rules: Path, env: dict[str, str] | None = None):
-        self.log = tmp / f"agent-{os.getpid()}-{id(self)}.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "alertd", "--rules", str(rules), "--config", str(config)],
-            stdout=subprocess.DEVNULL, stderr=self.log.open("w"),
-            env={**os.environ, "TEST_DD_KEY": API_KEY, **(env or {})})
-
-    def signal(self, signum: int) -> None:
-        self.proc.send_signal(signum)
-
-    def wait(self, timeout: float = 30) -> int:
-        return self.proc.wait(timeout=timeout)
-
-    def stderr(self) -> str:
-        return self.log.read_text()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
-@pytest.fixture
-def spawn(tmp_path):
-    started: list[AgentProcess] = []
-
-    def start(config: Path, rules: Path, env: dict[str, str] | None = None) -> AgentProcess:
-        agent = AgentProcess(tmp_path, config, rules, env)
-        started.append(agent)
-        return agent
-
-    yield start
-    for agent in started:
-        agent.kill()
 
 
 def outbox(state: Path) -> dict[str, int]:
@@ -152,7 +111,7 @@ def test_sighup_with_a_broken_rule_keeps_the_old_rules_and_says_so(tmp_path, sim
         agent.signal(signal.SIGHUP)
         assert wait_for(lambda: "alertd: reload failed" in sink.titles(), 20)
         failure = next(p for p in sink.posts if p["title"] == "alertd: reload failed")
-        assert f"{rule_file}:5: rule 'fill': title: unknown field '{{nope}}'" in failure["message"]
+        assert f"{rule_file}:6: rule 'fill': title: unknown field '{{nope}}'" in failure["message"]
         sim.push_deltadefi(API_KEY, dd_order("o1", "partially_filled", [("r1", "5")], "5"))
         assert wait_for(lambda: "fill r1" in sink.titles(), 20)  # the old rules still work
         rule_file.write_text(good.replace('title: "fill {trade_id}"', 'title: "new {trade_id}"'))
@@ -170,7 +129,8 @@ def test_smtp_down_then_up_gets_the_mail_once(tmp_path, sim, rules_dir):
     with HttpSink() as hook:
         cfg = agent_config(tmp_path, sim, {"hook": hook.url, "mail": smtp.url})
         write(rules_dir / "mail.yaml", "rules:\n  - name: mail\n    on: balance\n"
-              "    when: {free: {lt: 500}}\n    notify: [mail]\n    title: \"mail {free}\"\n")
+              "    when: {free: {lt: 500}}\n    notify: [mail]\n    group_wait: 0\n"
+              "    title: \"mail {free}\"\n")
         with running(cfg, rules_dir) as agent:
             assert sim.wait_ready(DD)
             sim.push_deltadefi(API_KEY, dd_balance("100"))

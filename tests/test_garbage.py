@@ -87,7 +87,8 @@ def test_garbage_never_changes_the_alerts_of_the_valid_frames(tmp_path, noise):
 
 def test_a_burst_of_invalid_frames_is_one_stream_event_per_hour(tmp_path):
     write(tmp_path / "rules" / "r.yaml", "rules:\n  - name: s\n    on: stream\n"
-          "    when: {status: invalid_messages}\n    notify: [t]\n    message: '{reason}'\n")
+          "    when: {status: invalid_messages}\n    notify: [t]\n    group_wait: 0\n"
+          "    message: '{reason}'\n")
     pipeline = Pipeline(load_rules(tmp_path / "rules", ["t"]), Store(":memory:"))
     bad = '{"type":"Account","sub_type":"balance","balance":[{"asset":"ada","free":"x"}]}'
     fired = [len(pipeline.raw(MAIN, bad)) for _ in range(BURST * 5)]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from alertd.delivery.notify import TRUNCATED, DeliveryError, build_notifiers
 from alertd.errors import LoadError
-from alertd.notify import TRUNCATED, DeliveryError, build_notifiers
 
 TELEGRAM = "tgram://123456789:abcdefg_hijklmnop/12315544"
 

@@ -24,26 +24,32 @@ rules:
   - name: fills
     on: fill
     notify: [t]
+    group_wait: 0
   - name: orders
     on: order
     notify: [t]
+    group_wait: 0
     title: "{status}"
   - name: low-ada
     on: balance
     when: {asset: ADA, free: {lt: 500}}
     rearm: {free: {gte: 550}}
     notify: [t]
+    group_wait: 0
   - name: low-usdc
     on: balance
     when: {asset: vusdc, free: {lt: "1000.5"}}
     notify: [t]
+    group_wait: 0
   - name: league
     on: league
     notify: [t]
+    group_wait: 0
     title: "{direction} {previous} {league}"
   - name: positions
     on: position
     notify: [t]
+    group_wait: 0
     title: "{symbol} {side} {size} was {previous_size}"
 """
 

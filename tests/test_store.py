@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alertd.outbox import Alert, Outbox
+from alertd.delivery.outbox import Alert, Outbox
 from alertd.store import Store
 
 ALERT = Alert(rule="r", kind="fill", account="main", severity="info", title="t", body="b",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from alertd.store import Store
@@ -28,6 +28,8 @@ class Alert:
     title: str
     body: str
     notify: tuple[str, ...]
+    fields: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    """The event behind a rule's alert, for grouping; None for notices and alertd's own."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from alertd.notify import DeliveryError, Notifier, TargetGone
-from alertd.outbox import Delivery, Outbox
+from alertd.delivery.notify import DeliveryError, Notifier, TargetGone
+from alertd.delivery.outbox import Delivery, Outbox
 
 log = logging.getLogger("alertd.delivery")
 

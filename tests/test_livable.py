@@ -1,0 +1,141 @@
+"""Livable alerts: grouping, rate limits that fold instead of dropping, quiet hours, reports."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from alertd.normalise import Source
+from alertd.pipeline import Pipeline
+from alertd.rules import load_rules
+from alertd.store import Store
+from tests.conftest import API_KEY, agent_config, write
+from tests.frames import dd_balance, dd_order, sx, sx_order, sx_trade
+from tests.sinks import HttpSink, wait_for
+from tests.test_faults import DD
+
+SPOT = Source("desk", "sodex", "spot")
+MAIN = Source("main", "deltadefi", "spot")
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def pipeline(tmp_path: Path, rules: str, clock: Clock) -> Pipeline:
+    write(tmp_path / "rules" / "r.yaml", rules)
+    store = Store(tmp_path / "s.db", clock=clock)
+    return Pipeline(load_rules(tmp_path / "rules", ["t"]), store, clock=clock)
+
+
+def sent(p: Pipeline) -> list[tuple[str, str]]:
+    return [tuple(r) for r in p.store.db.execute("SELECT title, body FROM outbox ORDER BY id")]
+
+
+FILLS = """
+rules:
+  - name: fills
+    on: fill
+    notify: [t]
+    title: "{side} {symbol}: {qty} @ {price}"
+    message: "fee {fee} {fee_asset}; filled {filled_qty}/{order_qty}; complete: {complete}"
+  - name: low
+    on: balance
+    when: {free: {lt: 500}}
+    notify: [t]
+    title: "low {asset}"
+    message: "free {free}"
+"""
+
+
+def trade(n: int, qty: str, price: str, fee: str) -> dict:
+    return {**sx_trade(n, qty), "p": price, "f": fee}
+
+
+def test_forty_fills_of_one_order_are_one_message_with_exact_totals(tmp_path):
+    clock = Clock()
+    p = pipeline(tmp_path, FILLS, clock)
+    p.raw(SPOT, sx("accountOrderUpdate", sx_order("NEW", "0")))
+    for i in range(40):
+        price = Decimal(60000) + Decimal(i) / 2
+        p.raw(SPOT, sx("accountTrade", trade(100 + i, "0.01", str(price), f"0.00{i % 10}")))
+        clock.now += 0.01
+    p.flush()
+    assert sent(p) == []  # the window (2 s from the first fill) is still open
+    clock.now += 2
+    p.flush()
+    value = sum(Decimal("0.01") * (Decimal(60000) + Decimal(i) / 2) for i in range(40))
+    assert value / Decimal("0.40") == Decimal("60009.75")
+    fees = sum(Decimal(f"0.00{i % 10}") for i in range(40))
+    assert sent(p) == [("buy vBTC_vUSDC: 0.40 @ 60009.75 (40 fills)",
+                        f"fee {fees} -; filled 0.40/0.5; complete: no")]
+    assert p.groups.count() == 0 and p.messages == 1 and p.alerts == 40
+
+
+def test_the_fill_that_completes_an_order_releases_its_group_at_once(tmp_path):
+    clock = Clock()
+    p = pipeline(tmp_path, FILLS, clock)
+    p.raw(SPOT, sx("accountOrderUpdate", sx_order("NEW", "0")))
+    p.raw(SPOT, sx("accountTrade", trade(1, "0.2", "60000", "0.5")))
+    p.raw(SPOT, sx("accountTrade", trade(2, "0.3", "60010", "0.25")))
+    p.flush()
+    assert sent(p) == [("buy vBTC_vUSDC: 0.5 @ 60006 (2 fills)",
+                        "fee 0.75 -; filled 0.5/0.5; complete: yes")]
+
+
+def test_other_kinds_group_by_rule_into_one_listed_message(tmp_path):
+    clock = Clock()
+    p = pipeline(tmp_path, FILLS, clock)
+    p.raw(MAIN, dd_balance("100", usdm="20"))
+    clock.now += 2
+    p.flush()
+    [(title, body)] = sent(p)
+    assert title in ("low usdm (+1 more)", "low ada (+1 more)")
+    assert sorted(body.splitlines()) == ["• low ada: free 100", "• low usdm: free 20"]
+
+
+def test_group_wait_0_sends_each_alert_alone_at_once(tmp_path):
+    clock = Clock()
+    p = pipeline(tmp_path, FILLS.replace("notify: [t]\n", "notify: [t]\n    group_wait: 0\n"),
+                 clock)
+    p.raw(MAIN, dd_balance("100", usdm="20"))
+    p.flush()
+    assert sorted(t for t, _ in sent(p)) == ["low ada", "low usdm"]
+
+
+def test_kill_9_inside_a_group_window_loses_nothing_and_repeats_nothing(tmp_path, sim, spawn):
+    rules = tmp_path / "rules"
+    write(rules / "r.yaml", "rules:\n  - name: fill\n    on: fill\n    notify: [hook]\n"
+          "    group_wait: 3s\n    title: 'fill {trade_id} x{fills}'\n")
+    with HttpSink() as sink:
+        cfg = agent_config(tmp_path, sim, {"hook": sink.url})
+        first = spawn(cfg, rules)
+        assert sim.wait_ready(DD, timeout=20)
+        sim.push_deltadefi(API_KEY, dd_order("o1", "partially_filled", [("r1", "5")], "5"))
+        sim.push_deltadefi(API_KEY, dd_order("o1", "partially_filled",
+                                             [("r1", "5"), ("r2", "5")], "10"))
+
+        def grouped() -> int:
+            db = sqlite3.connect(tmp_path / "state.db")
+            try:
+                return db.execute("SELECT COUNT(*) FROM groups").fetchone()[0]
+            finally:
+                db.close()
+
+        assert wait_for(lambda: grouped() == 2, 10)
+        first.proc.kill()
+        first.wait()
+        assert sink.posts == []
+        second = spawn(cfg, rules)
+        assert wait_for(lambda: sink.posts, 20)
+        wait_for(lambda: False, 1.5)
+        second.kill()
+    assert sink.titles() == ["fill r1, r2 x2"]
