@@ -17,10 +17,12 @@ from collections.abc import Callable, Iterable, Mapping
 import schedule
 
 from alertd import sdnotify
-from alertd.config import Config
+from alertd.config import UNSET, Config, NotifierOptions
 from alertd.core import Core
-from alertd.delivery.notify import Notifier
+from alertd.delivery.notify import Notifier, target_of
 from alertd.delivery.outbox import Delivery, Outbox
+from alertd.delivery.quiet import Quiet
+from alertd.delivery.ratelimit import Rate
 from alertd.delivery.worker import DeliveryWorker
 from alertd.errors import LoadError, Problem
 from alertd.exchanges import catch_up_for, protocols_for
@@ -59,6 +61,18 @@ def targets(notifiers: Mapping[str, Notifier]) -> dict[str, tuple[str, ...]]:
     return {name: tuple(getattr(n, "targets", ())) for name, n in notifiers.items()}
 
 
+def rates(config: Config, name: str) -> dict[str, Rate | None]:
+    """Each URL target's rate: the notifier's `rate:`, else its service's default."""
+    options = config.notifier_options.get(name, NotifierOptions())
+    out = {target_of(url): options.rate_for(url) for url in config.notifiers.get(name, ())}
+    out[""] = None if options.rate is UNSET else options.rate
+    return out
+
+
+def quiet_hours(config: Config) -> dict[str, Quiet]:
+    return {name: o.quiet for name, o in config.notifier_options.items() if o.quiet is not None}
+
+
 class Agent:
     """A running alertd: call `start()`, later `stop()`; `run()` does both around a wait."""
 
@@ -72,6 +86,7 @@ class Agent:
         self.store = open_store(config, clock)
         self.pipeline = Pipeline(rules, self.store, on_queued=self._wake, clock=clock)
         self.pipeline.outbox.targets = targets(notifiers)
+        self.pipeline.outbox.quiet = quiet_hours(config)
         self.core = Core(self.pipeline, on_stall=self._stalled, on_resume=self._resumed)
         self.exit_code = 0
         self._lost_file: str | None = None
@@ -94,7 +109,7 @@ class Agent:
 
     def _workers(self, notifiers: Mapping[str, Notifier]) -> dict[str, DeliveryWorker]:
         return {name: DeliveryWorker(n, Outbox(self.store, own=True, via=self.core.call),
-                                     clock=self._clock,
+                                     clock=self._clock, rates=rates(self.config, name),
                                      max_age=self.config.delivery_max_age, on_dead=self._dead)
                 for name, n in notifiers.items()}
 
@@ -201,9 +216,10 @@ class Agent:
             config = dataclasses.replace(config, state_path=self.config.state_path)
         self.core.call(self.pipeline.swap_rules, rules)
         self.core.call(setattr, self.pipeline.outbox, "targets", targets(notifiers))
+        self.core.call(setattr, self.pipeline.outbox, "quiet", quiet_hours(config))
         old_config, self.config = self.config, config
-        if (config.notifiers, config.delivery_max_age) != (
-                old_config.notifiers, old_config.delivery_max_age) \
+        if (config.notifiers, config.notifier_options, config.delivery_max_age) != (
+                old_config.notifiers, old_config.notifier_options, old_config.delivery_max_age) \
                 or set(notifiers) != set(self.workers):
             old = self.workers
             counts = self.core.call(Outbox(self.store).counts)

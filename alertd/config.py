@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from alertd.delivery.quiet import Quiet, QuietError, parse_quiet
+from alertd.delivery.ratelimit import Rate, RateError, parse_rate, service_rate
 from alertd.errors import LoadError, Problem
 from alertd.redact import register_secret
 from alertd.yamlsrc import LDict, load_yaml
@@ -46,6 +48,21 @@ class Account:
         return f"{'https' if parts.scheme == 'wss' else 'http'}://{parts.netloc}"
 
 
+UNSET: Any = "service default"
+
+
+@dataclass(frozen=True)
+class NotifierOptions:
+    """A notifier's `rate` (UNSET: each URL's service default; None: unlimited) and
+    `quiet` hours."""
+
+    rate: Rate | None = UNSET
+    quiet: Quiet | None = None
+
+    def rate_for(self, url: str) -> Rate | None:
+        return service_rate(url) if self.rate is UNSET else self.rate
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the agent needs besides the rules."""
@@ -57,6 +74,7 @@ class Config:
     stream_down_after: float = 120.0
     delivery_max_age: float = 24 * 3600.0
     notifier_lines: dict[str, int] = field(default_factory=dict, compare=False)
+    notifier_options: dict[str, NotifierOptions] = field(default_factory=dict)
     warnings: tuple[str, ...] = field(default=(), compare=False)
     state_line: int = field(default=1, compare=False)
 
@@ -140,7 +158,7 @@ def load_config(path: Path, env: Mapping[str, str] | None = None,
             problems.append(Problem(path, data.line_of(key), f"unknown key '{key}'; "
                                     f"expected one of: {', '.join(_TOP_KEYS)}"))
     accounts = _accounts(path, data, expand, problems)
-    notifiers, notifier_lines = _notifiers(path, data, expand, problems)
+    notifiers, notifier_lines, options = _notifiers(path, data, expand, problems)
     state = data.get("state")
     state_path = Path(expand(state, data.line_of("state"))) if state else default_state_path(env)
     down_after = _seconds(path, data, "stream_down_after", 120.0, problems)
@@ -149,7 +167,8 @@ def load_config(path: Path, env: Mapping[str, str] | None = None,
         raise LoadError(problems)
     return Config(path=path, accounts=tuple(accounts), notifiers=notifiers, state_path=state_path,
                   stream_down_after=down_after, delivery_max_age=max_age,
-                  notifier_lines=notifier_lines, warnings=_exposure(path, data),
+                  notifier_lines=notifier_lines, notifier_options=options,
+                  warnings=_exposure(path, data),
                   state_line=data.line_of("state"))
 
 
@@ -166,9 +185,11 @@ def _exposure(path: Path, data: LDict) -> tuple[str, ...]:
                and "${" not in item["api_key"]]
     notifiers = data.get("notifiers")
     if isinstance(notifiers, LDict):
-        literal += [f"line {notifiers.line_of(name)}" for name, urls in notifiers.items()
-                    if any(isinstance(u, str) and "${" not in u and ("@" in u or u.count("/") > 3)
-                           for u in (urls if isinstance(urls, list) else [urls]))]
+        for name, spec in notifiers.items():
+            urls = spec.get("urls") if isinstance(spec, dict) else spec
+            if any(isinstance(u, str) and "${" not in u and ("@" in u or u.count("/") > 3)
+                   for u in (urls if isinstance(urls, list) else [urls])):
+                literal.append(f"line {notifiers.line_of(name)}")
     if not literal:
         return ()
     return (f"{path} is readable by every user and holds secrets ({', '.join(literal)}); "
@@ -238,25 +259,51 @@ def _accounts(path: Path, data: LDict, expand: Expander,
     return out
 
 
-def _notifiers(path: Path, data: LDict, expand: Expander,
-               problems: list[Problem]) -> tuple[dict[str, tuple[str, ...]], dict[str, int]]:
+def _notifiers(path: Path, data: LDict, expand: Expander, problems: list[Problem]
+               ) -> tuple[dict[str, tuple[str, ...]], dict[str, int], dict[str, NotifierOptions]]:
+    """`name: URL`, `name: [URL, ...]`, or `name: {urls: ..., rate: 20/min, quiet: {...}}`."""
     raw = data.get("notifiers")
     if not isinstance(raw, LDict) or not raw:
         problems.append(Problem(path, data.line_of("notifiers"), "'notifiers' must map names to "
                                 "Apprise URLs, e.g. trading: \"slack://T/B/C\""))
-        return {}, {}
+        return {}, {}, {}
     out: dict[str, tuple[str, ...]] = {}
-    for name, urls in raw.items():
+    options: dict[str, NotifierOptions] = {}
+    for name, spec in raw.items():
         line = raw.line_of(name)
+        urls = spec.get("urls") if isinstance(spec, LDict) else spec
         if isinstance(urls, str):
             urls = [urls]
         if (not isinstance(name, str) or not isinstance(urls, list) or not urls
                 or not all(isinstance(u, str) and "://" in u for u in urls)):
             problems.append(Problem(path, line, f"notifier '{name}' must be an Apprise URL "
-                                    "(scheme://...) or a list of them"))
+                                    "(scheme://...), a list of them, or a mapping with 'urls' "
+                                    "(and 'rate', 'quiet')"))
             continue
+        if isinstance(spec, LDict):
+            options[name] = _notifier_options(path, name, spec, problems)
         expanded = tuple(expand(u, line) for u in urls)
         for url in expanded:
             register_secret(url)
         out[name] = expanded
-    return out, {name: raw.line_of(name) for name in out}
+    return out, {name: raw.line_of(name) for name in out}, options
+
+
+def _notifier_options(path: Path, name: str, spec: LDict,
+                      problems: list[Problem]) -> NotifierOptions:
+    for key in spec:
+        if key not in ("urls", "rate", "quiet"):
+            problems.append(Problem(path, spec.line_of(key), f"notifier '{name}': unknown key "
+                                    f"'{key}'; expected one of: urls, rate, quiet"))
+    rate, quiet = UNSET, None
+    try:
+        if "rate" in spec:
+            rate = parse_rate(spec["rate"])
+    except RateError as exc:
+        problems.append(Problem(path, spec.line_of("rate"), f"notifier '{name}': {exc}"))
+    try:
+        if "quiet" in spec:
+            quiet = parse_quiet(spec["quiet"])
+    except QuietError as exc:
+        problems.append(Problem(path, spec.line_of("quiet"), f"notifier '{name}': {exc}"))
+    return NotifierOptions(rate, quiet)

@@ -21,6 +21,7 @@ from alertd.delivery.outbox import Alert
 from alertd.events import FieldType, fields_of
 from alertd.normalise import TERMINAL
 from alertd.store import Store
+from alertd.templates import one_line
 
 DEFAULT_WAIT = 2.0
 DEFAULT_BY: dict[str, tuple[str, ...]] = {"fill": ("account", "order_id"),
@@ -119,15 +120,10 @@ def combine(members: Sequence[Alert], render: Any = None, counted: bool = False)
                 title = f"{title} ({len(members)} fills)"
             return Alert(rule=first.rule, kind="fill", account=first.account, severity=severity,
                          title=title, body=body, notify=first.notify, fields=total)
-    lines = [_cut(f"• {m.title}: {m.body}") for m in members]
+    lines = [one_line(m.title, m.body, LINE) for m in members]
     return Alert(rule=first.rule, kind=first.kind, account=first.account, severity=severity,
                  title=f"{first.title} (+{len(members) - 1} more)", body="\n".join(lines),
                  notify=first.notify)
-
-
-def _cut(line: str) -> str:
-    line = " ".join(line.split())
-    return line if len(line) <= LINE else line[:LINE - 1] + "…"
 
 
 def ends_group(alert: Alert) -> bool:

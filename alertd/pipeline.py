@@ -254,7 +254,7 @@ class Pipeline:
                     render = lambda f, r=rule: (r.title.render(f), r.message.render(f))  # noqa: E731
                     counted = "fills" in rule.title.fields
                 alert = combine(members, render, counted)
-                self.outbox.add(alert)
+                self.outbox.add(alert, rule.quiet if rule is not None else None)
                 self.messages += 1
                 if len(members) > 1:
                     self._unlogged.append(f"alert {alert.rule} [{','.join(alert.notify)}] "
@@ -292,11 +292,11 @@ class Pipeline:
 
     def _queue(self, alert: Alert) -> None:
         """Into its group or the outbox; its log line waits for the commit (`_committed`)."""
-        rule = self.rules.by_name.get(alert.rule) if alert.fields is not None else None
-        if rule is not None and rule.group.wait > 0:
+        rule = self.rules.by_name.get(alert.rule) if alert.rule != "alertd" else None
+        if rule is not None and alert.fields is not None and rule.group.wait > 0:
             self.groups.hold(alert, rule.group)
         else:
-            self.outbox.add(alert)
+            self.outbox.add(alert, rule.quiet if rule is not None else None)
             self.messages += 1
         self._unlogged.append(f"alert {alert.rule} [{','.join(alert.notify)}] {alert.title}: "
                               f"{alert.body}")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from alertd.conditions import ConditionError, Predicate, compile_when
+from alertd.delivery.quiet import Quiet, QuietError, parse_quiet
 from alertd.errors import LoadError, Problem
 from alertd.events import (
     DEFAULT_TEMPLATES,
@@ -30,7 +31,7 @@ from alertd.yamlsrc import LDict, load_yaml
 
 SEVERITIES = ("info", "success", "warning", "failure")
 RULE_KEYS = ("name", "on", "accounts", "when", "rearm", "resolved", "repeat", "group_by",
-             "group_wait", "notify", "severity", "title", "message")
+             "group_wait", "quiet", "notify", "severity", "title", "message")
 MAX_GROUP_WAIT = 3600.0
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
@@ -59,6 +60,8 @@ class Rule:
     """Seconds after which a level rule that still holds says so again (`repeat: 4h`), and
     the reminder's title ("Still: " + the rule's)."""
     group: Grouping = field(default_factory=Grouping)
+    quiet: Quiet | None = None
+    """Hours in which its alerts below failure wait, then go out as one digest."""
     """How its alerts wait for the ones that belong with them (`group_by`, `group_wait`)."""
 
     @property
@@ -266,6 +269,12 @@ def _rule(item: Any, where: Problem, notifiers: set[str] | None, accounts: set[s
         else:
             repeat = seconds, Template(f"Still: {templates[0].source}", fields)
     group = _grouping(item, on, fields, label, bad)
+    quiet = None
+    if "quiet" in item:
+        try:
+            quiet = parse_quiet(item["quiet"])
+        except QuietError as exc:
+            bad("quiet", f"{label}: {exc}")
     if len(problems) > before:
         return None
     trigger = repr((on, _plain(item.get("when")), _plain(item.get("rearm"))))
@@ -274,7 +283,7 @@ def _rule(item: Any, where: Problem, notifiers: set[str] | None, accounts: set[s
     return Rule(name=name, on=on, notify=tuple(notify), severity=severity, title=templates[0],
                 message=templates[1], when=when, rearm=rearm, accounts=account_set,
                 file=str(path), line=where.line, key=key, index=index, resolved=resolved,
-                repeat=repeat, group=group)
+                repeat=repeat, group=group, quiet=quiet)
 
 
 def duration(value: Any) -> float | None:

@@ -53,10 +53,10 @@ def report(state_path: Path, out: TextIO | None = None, now: float | None = None
               f"{connects} connects", file=out)
     if not health:
         print("  none recorded yet", file=out)
-    print("outbox (alerts per notifier):", file=out)
+    print("outbox (alerts per notifier; folded: sent inside a digest):", file=out)
     for notifier, c in per_notifier.items():
         print(f"  {notifier:<24} pending {c['pending']:<6} delivered {c['delivered']:<8} "
-              f"dead {c['dead']}", file=out)
+              f"folded {c['folded']:<6} dead {c['dead']}", file=out)
     if not per_notifier:
         print("  no alerts yet", file=out)
     print("rejected frames:", file=out)

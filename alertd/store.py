@@ -146,6 +146,8 @@ class Store:
             self.db.execute("ALTER TABLE orders ADD COLUMN credit TEXT NOT NULL DEFAULT '0'")
         if "target" not in {row[1] for row in self.db.execute("PRAGMA table_info(outbox)")}:
             self.db.execute("ALTER TABLE outbox ADD COLUMN target TEXT NOT NULL DEFAULT ''")
+        if "held" not in {row[1] for row in self.db.execute("PRAGMA table_info(outbox)")}:
+            self.db.execute("ALTER TABLE outbox ADD COLUMN held INTEGER NOT NULL DEFAULT 0")
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         self._depth = 0
         self._open_since: float | None = None

@@ -90,3 +90,9 @@ def _format(value: Any, spec: str) -> str:
         return format(value, spec)
     except (ValueError, TypeError):
         return str(value)
+
+
+def one_line(title: str, body: str, width: int = 200) -> str:
+    """An alert as one short line of a list (a group or a digest), cut at `width`."""
+    line = " ".join(f"• {title}: {body}".split())
+    return line if len(line) <= width else line[:width - 1] + "…"

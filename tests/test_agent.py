@@ -232,7 +232,7 @@ def test_webhook_failing_then_recovering_gets_the_alert_exactly_once(agent_facto
     wait_for(lambda: False, 0.5)
     assert http_sink.titles() == ["low ada 100"] and http_sink.requests == 3
     counts = agent.workers["hook"].outbox.counts()
-    assert counts["hook"] == {"pending": 0, "delivered": 1, "dead": 0}
+    assert counts["hook"] == {"pending": 0, "delivered": 1, "folded": 0, "dead": 0}
     assert wait_for(lambda: smtp_sink.messages, 10)  # the other notifier was never held up
 
 
@@ -258,4 +258,4 @@ def test_one_url_of_a_notifier_failing_is_retried_alone_the_other_gets_one_copy(
             counts = agent.workers["hook"].outbox.counts()["hook"]
         assert flaky.requests == 5 and flaky.titles() == ["low ada 100"]
         assert steady.titles().count("low ada 100") == 2  # once for hook, once for mail
-        assert counts == {"pending": 0, "delivered": 2, "dead": 0}
+        assert counts == {"pending": 0, "delivered": 2, "folded": 0, "dead": 0}

@@ -79,6 +79,14 @@ RULE_ERRORS = [
     ("resolved on fill", "    resolved: true\n", 4, "a 'fill' event never recovers"),
     ("huge width", "    title: \"{price:>999999999}\"\n", 4, "asks for more than 200 characters"),
     ("huge precision", "    message: \"{price:.99999999f}\"\n", 4, "width and precision up to"),
+    ("bad group_wait", "    group_wait: soon\n", 4, "group_wait is a duration up to 1h"),
+    ("long group_wait", "    group_wait: 2h\n", 4, "group_wait is a duration up to 1h"),
+    ("unknown group_by field", "    group_by: [colour]\n", 4, "group_by: unknown field colour"),
+    ("bad quiet time", "    quiet: {from: \"25:00\", to: \"07:00\"}\n", 4,
+     "'from' is a time of day as HH:MM"),
+    ("unknown time zone", "    quiet: {from: \"23:00\", to: \"07:00\", tz: Mars/Olympus}\n", 4,
+     "unknown time zone 'Mars/Olympus'"),
+    ("quiet not a mapping", "    quiet: nights\n", 4, "quiet is a mapping like"),
 ]
 
 
@@ -95,6 +103,35 @@ def test_rule_errors_name_file_and_line(env, capsys, what, extra, line, message)
     assert f"{bad}:{line}: " in err, err
     assert message in err
     assert "Traceback" not in err and out == ""
+
+
+CONFIG_ERRORS = [
+    ("rate syntax", "    rate: 20 per minute\n", "rate is a count per time, such as 20/min"),
+    ("zero rate", "    rate: 0/min\n", "rate is a count per time"),
+    ("quiet zone", "    quiet: {from: \"22:00\", to: \"06:00\", tz: Nowhere/City}\n",
+     "quiet: unknown time zone 'Nowhere/City'"),
+    ("unknown key", "    rates: 20/min\n", "unknown key 'rates'; expected one of: urls, rate"),
+]
+
+
+@pytest.mark.parametrize(("what", "extra", "message"), CONFIG_ERRORS,
+                         ids=[e[0] for e in CONFIG_ERRORS])
+def test_notifier_rate_and_quiet_errors_name_file_and_line(env, capsys, what, extra, message):
+    cfg, rules = env
+    write(cfg, CONFIG + "  pager:\n    urls: [\"json://127.0.0.1:9/p\"]\n" + extra)
+    rc, out, err = check(cfg, rules, capsys)
+    assert rc == 1
+    assert f"{cfg}:{CONFIG.count(chr(10)) + 2}: notifier 'pager': {message}" in err, err
+    assert "Traceback" not in err and out == ""
+
+
+def test_notifier_mapping_with_rate_and_quiet_loads(env, capsys):
+    cfg, rules = env
+    write(cfg, CONFIG + "  pager:\n    urls: \"json://127.0.0.1:9/p\"\n    rate: 5/min\n"
+          "    quiet: {from: \"23:00\", to: \"07:00\", tz: Europe/Berlin}\n")
+    rc, out, err = check(cfg, rules, capsys)
+    assert rc == 0, err
+    assert "3 notifiers: trading, phone, pager" in out
 
 
 def test_duplicate_rule_names_across_files_point_at_both(env, capsys):

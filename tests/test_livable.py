@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 import time
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from alertd.agent import targets
+from alertd.delivery.notify import build_notifiers
+from alertd.delivery.outbox import Alert, Outbox
+from alertd.delivery.quiet import Quiet, parse_quiet
+from alertd.delivery.ratelimit import parse_rate, plan
+from alertd.delivery.worker import DeliveryWorker
 from alertd.normalise import Source
 from alertd.pipeline import Pipeline
 from alertd.rules import load_rules
@@ -139,3 +147,100 @@ def test_kill_9_inside_a_group_window_loses_nothing_and_repeats_nothing(tmp_path
         wait_for(lambda: False, 1.5)
         second.kill()
     assert sink.titles() == ["fill r1, r2 x2"]
+
+
+def covered(posts: list[dict]) -> list[str]:
+    """Every alert title the posts carry: alone, or as a line of a digest."""
+    out = []
+    for post in posts:
+        if " alerts (" in post["title"]:
+            out += [line.split(":")[0].removeprefix("• ") for line in post["message"].splitlines()]
+        else:
+            out.append(post["title"])
+    return out
+
+
+def queue(store: Store, outbox: Outbox, n: int, severity: str = "info",
+          quiet: Quiet | None = None, prefix: str = "a") -> None:
+    with store.transaction():
+        for i in range(n):
+            outbox.add(Alert(rule="r", kind="fill", account="main", severity=severity,
+                             title=f"{prefix}{i}", body="b", notify=("hook",)), quiet)
+
+
+def test_a_hundred_alerts_past_a_rate_limit_fold_into_digests_and_none_is_lost(tmp_path):
+    with HttpSink() as sink:
+        notifiers = build_notifiers({"hook": (sink.url,)}, "test")
+        store = Store(tmp_path / "s.db")
+        outbox = Outbox(store)
+        outbox.targets = targets(notifiers)
+        queue(store, outbox, 100)
+        [target] = notifiers["hook"].targets
+        worker = DeliveryWorker(notifiers["hook"], Outbox(store, own=True),
+                                rates={target: parse_rate("10/3s")})
+        worker.start()
+        try:
+            assert wait_for(lambda: outbox.counts()["hook"]["pending"] == 0, 20)
+        finally:
+            worker.stop(5)
+    assert sorted(covered(sink.posts)) == sorted(f"a{i}" for i in range(100))
+    digests = [p for p in sink.posts if " alerts (" in p["title"]]
+    # 9 alone and 50 in the tenth slot; the 41 left go in the first slot the window frees
+    assert len(sink.posts) == 11 and [p["title"] for p in digests] == [
+        "50 alerts (over the rate limit of 10/3s)", "41 alerts (over the rate limit of 10/3s)"]
+    assert outbox.counts()["hook"] == {"pending": 0, "delivered": 11, "folded": 89, "dead": 0}
+    assert worker.folded == 91
+
+
+def test_quiet_hours_hold_alerts_below_failure_and_release_them_as_one_digest(tmp_path):
+    berlin = ZoneInfo("Europe/Berlin")
+    clock = Clock()
+    clock.now = dt.datetime(2026, 11, 23, 2, 30, tzinfo=berlin).timestamp()
+    quiet = parse_quiet({"from": "23:00", "to": "07:00", "tz": "Europe/Berlin"})
+    with HttpSink() as sink:
+        notifiers = build_notifiers({"hook": (sink.url,)}, "test")
+        store = Store(tmp_path / "s.db", clock=clock)
+        outbox = Outbox(store)
+        queue(store, outbox, 5, quiet=quiet)
+        queue(store, outbox, 1, severity="failure", quiet=quiet, prefix="down")
+        worker = DeliveryWorker(notifiers["hook"], Outbox(store, own=True), clock=clock)
+        worker.start()
+        try:
+            assert wait_for(lambda: sink.posts, 10)
+            assert not wait_for(lambda: len(sink.posts) > 1, 1)
+            assert sink.titles() == ["down0"]  # a failure goes through quiet hours
+            clock.now = dt.datetime(2026, 11, 23, 7, 0, 1, tzinfo=berlin).timestamp()
+            worker.wake()
+            assert wait_for(lambda: len(sink.posts) == 2, 10)
+        finally:
+            worker.stop(5)
+    assert sink.posts[1]["title"] == "5 alerts (held in quiet hours)"
+    assert covered(sink.posts[1:]) == [f"a{i}" for i in range(5)]
+
+
+def test_quiet_hours_over_midnight_follow_the_zone_and_its_clock_changes():
+    quiet = parse_quiet({"from": "23:00", "to": "07:00", "tz": "Europe/Berlin"})
+    berlin = ZoneInfo("Europe/Berlin")
+
+    def at(*args: int) -> float:
+        return dt.datetime(*args, tzinfo=berlin).timestamp()
+
+    assert quiet.until(at(2026, 11, 23, 22, 59)) is None
+    assert quiet.until(at(2026, 11, 23, 23, 0)) == at(2026, 11, 24, 7, 0)
+    assert quiet.until(at(2026, 11, 24, 6, 59)) == at(2026, 11, 24, 7, 0)
+    assert quiet.until(at(2026, 11, 24, 7, 0)) is None
+    # the night summer time ends is an hour longer, and still ends at 07:00 local
+    assert quiet.until(at(2026, 10, 24, 23, 30)) == at(2026, 10, 25, 7, 0)
+    assert at(2026, 10, 25, 7, 0) - at(2026, 10, 24, 23, 30) == 8.5 * 3600
+    day = parse_quiet({"from": "12:00", "to": "13:30"})  # UTC by default
+    assert day.until(dt.datetime(2026, 1, 1, 13, 0, tzinfo=dt.UTC).timestamp()) == \
+        dt.datetime(2026, 1, 1, 13, 30, tzinfo=dt.UTC).timestamp()
+
+
+def test_plan_sends_what_fits_and_folds_the_rest_into_the_last_free_slot():
+    assert plan([1, 2, 3], 5) == [[1], [2], [3]]
+    assert plan([1, 2, 3, 4], 3) == [[1], [2], [3, 4]]
+    assert plan([1, 2, 3], 1) == [[1, 2, 3]]
+    assert plan([1, 2], 0) == []
+    assert plan([1, 2, 3], 2, [True, False, True]) == [[1, 3], [2]]
+    assert len(plan(list(range(200)), 1)[0]) == 50  # a digest stays readable; the rest waits

@@ -1,16 +1,19 @@
-"""The outbox: alerts waiting to be sent, one row per alert and notifier.
+"""The outbox: alerts waiting to be sent, one row per alert and notifier URL.
 
 Rows are written in the pipeline's transaction and only marked delivered after the notifier
-said so, which makes delivery at-least-once across crashes and restarts.
+said so, which makes delivery at-least-once across crashes and restarts. An alert that meets
+quiet hours (its rule's or its notifier's) is written `held` until they end, then sent in a
+digest with the others held with it; rows sent inside a digest are marked `folded`.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from alertd.delivery.quiet import Quiet
 from alertd.store import Store
 
 LONGEST_WAIT = 600.0
@@ -46,6 +49,8 @@ class Delivery:
     created: float
     target: str = ""
     """Which of the notifier's URLs (its digest); empty: all of them."""
+    held: bool = False
+    """Held by quiet hours: sent in one digest with the others held with it."""
 
 
 class Outbox:
@@ -62,17 +67,24 @@ class Outbox:
         self._via = via
         self.targets: Mapping[str, tuple[str, ...]] = {}
         """Each notifier's URL targets: an alert gets a row per target, retried alone."""
+        self.quiet: Mapping[str, Quiet] = {}
+        """Each notifier's quiet hours, if it has them."""
 
-    def add(self, alert: Alert) -> None:
-        """Queue an alert for each of its notifiers; call inside the caller's transaction."""
+    def add(self, alert: Alert, quiet: Quiet | None = None) -> None:
+        """Queue an alert for each of its notifiers, held while `quiet` (its rule's) or the
+        notifier's quiet hours hold, unless it is a failure; call inside a transaction."""
         now = self.store.clock()
         for name in alert.notify:
+            hold = None
+            if alert.severity != "failure":
+                ends = [q.until(now) for q in (quiet, self.quiet.get(name)) if q is not None]
+                hold = max((e for e in ends if e is not None), default=None)
             for target in self.targets.get(name) or ("",):
                 cur = self.store.db.execute(
                     "INSERT INTO outbox (created, notifier, rule, kind, account, severity, title, "
-                    "body, next_at, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "body, next_at, target, held) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (now, name, alert.rule, alert.kind, alert.account, alert.severity,
-                     alert.title, alert.body, now, target))
+                     alert.title, alert.body, hold or now, target, hold is not None))
                 self.store.note_alert(cur.lastrowid or 0, name)
 
     def _read(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
@@ -81,28 +93,29 @@ class Outbox:
         with self.store.lock:
             return self.store.db.execute(sql, args).fetchall()
 
-    def _write(self, sql: str, args: tuple[object, ...]) -> None:
+    def _write(self, sql: str, rows: list[tuple[object, ...]]) -> None:
         """Written and committed before it returns, so this worker's next read sees it."""
         if self._via is not None:
-            self._via(self._commit, sql, args)
+            self._via(self._commit, sql, rows)
         else:
-            self._commit(sql, args)
+            self._commit(sql, rows)
 
-    def _commit(self, sql: str, args: tuple[object, ...]) -> None:
+    def _commit(self, sql: str, rows: list[tuple[object, ...]]) -> None:
         with self.store.transaction():
-            self.store.db.execute(sql, args)
+            self.store.db.executemany(sql, rows)
 
-    def due(self, notifier: str, limit: int = 20) -> list[Delivery]:
+    def due(self, notifier: str, limit: int = 500) -> list[Delivery]:
         """Pending deliveries whose time has come, oldest first; only those on disk. Times are
         wall clock (they outlive the process), so a retry set further ahead than any delay we
-        set can only come from the clock stepping back, and is due now."""
+        set (quiet hours: a day) can only come from the clock stepping back, and is due
+        now."""
         rows = self._read(
-            "SELECT id, notifier, rule, severity, title, body, attempts, created, target "
-            "FROM outbox WHERE notifier=? AND status='pending' AND (next_at<=? OR next_at>?) "
-            "AND id<=? ORDER BY id LIMIT ?",
-            (notifier, now := self.store.clock(), now + LONGEST_WAIT, self.store.visible_id,
+            "SELECT id, notifier, rule, severity, title, body, attempts, created, target, held "
+            "FROM outbox WHERE notifier=? AND status='pending' AND (next_at<=? OR next_at>? + "
+            "CASE WHEN held THEN 86400 ELSE ? END) AND id<=? ORDER BY id LIMIT ?",
+            (notifier, now := self.store.clock(), now, LONGEST_WAIT, self.store.visible_id,
              limit))
-        return [Delivery(*row) for row in rows]  # type: ignore[arg-type]
+        return [Delivery(*row[:-1], held=bool(row[-1])) for row in rows]  # type: ignore[arg-type]
 
     def next_due(self, notifier: str) -> float | None:
         rows = self._read(
@@ -110,17 +123,29 @@ class Outbox:
             (notifier, self.store.visible_id))
         return rows[0][0]  # type: ignore[return-value]
 
-    def delivered(self, delivery_id: int) -> None:
-        self._write("UPDATE outbox SET status='delivered', attempts=attempts+1, done_at=?, "
-                    "last_error=NULL WHERE id=?", (self.store.clock(), delivery_id))
+    def delivered(self, ids: int | Sequence[int]) -> None:
+        """Sent: alone, or as a digest whose first row counts as the message and the others
+        as `folded` into it (the rate window counts messages, not alerts)."""
+        ids = _ids(ids)
+        now = self.store.clock()
+        self._write("UPDATE outbox SET status=?, attempts=attempts+1, done_at=?, "
+                    "last_error=NULL WHERE id=?",
+                    [("delivered" if i == 0 else "folded", now, n) for i, n in enumerate(ids)])
 
-    def retry_later(self, delivery_id: int, error: str, next_at: float) -> None:
+    def retry_later(self, ids: int | Sequence[int], error: str, next_at: float) -> None:
         self._write("UPDATE outbox SET attempts=attempts+1, next_at=?, last_error=? WHERE id=?",
-                    (next_at, error[:500], delivery_id))
+                    [(next_at, error[:500], n) for n in _ids(ids)])
 
-    def dead(self, delivery_id: int, error: str) -> None:
+    def dead(self, ids: int | Sequence[int], error: str) -> None:
+        now = self.store.clock()
         self._write("UPDATE outbox SET status='dead', attempts=attempts+1, done_at=?, "
-                    "last_error=? WHERE id=?", (self.store.clock(), error[:500], delivery_id))
+                    "last_error=? WHERE id=?", [(now, error[:500], n) for n in _ids(ids)])
+
+    def sent_since(self, notifier: str, since: float) -> list[tuple[str, float]]:
+        """(target, time) of the messages sent since `since`, to resume rate windows."""
+        rows = self._read("SELECT target, done_at FROM outbox WHERE notifier=? AND "
+                          "status='delivered' AND done_at>=?", (notifier, since))
+        return [(str(t), float(d)) for t, d in rows]  # type: ignore[arg-type]
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Per notifier: how many alerts are pending, delivered and dead."""
@@ -134,11 +159,16 @@ class Outbox:
             self._db.close()
 
 
+def _ids(ids: int | Sequence[int]) -> list[int]:
+    return [ids] if isinstance(ids, int) else list(ids)
+
+
 def counts(db: sqlite3.Connection) -> dict[str, dict[str, int]]:
     """Outbox counts per notifier and status, from any connection (`alertd status` reads)."""
     rows = db.execute("SELECT notifier, status, COUNT(*) FROM outbox "
                       "GROUP BY notifier, status ORDER BY notifier").fetchall()
     out: dict[str, dict[str, int]] = {}
     for notifier, status, n in rows:
-        out.setdefault(notifier, {"pending": 0, "delivered": 0, "dead": 0})[status] = n
+        out.setdefault(notifier, {"pending": 0, "delivered": 0, "folded": 0, "dead": 0})[
+            status] = n
     return out

@@ -1,7 +1,9 @@
 """Delivery workers: one thread per notifier, so a slow channel never delays another.
 
-Each worker takes due rows from the outbox, sends them, and marks them delivered; a failure is
-retried with exponential backoff and jitter until the alert is older than `max_age`.
+Each worker takes due rows from the outbox, sends them within each URL's rate (what the rate
+holds back, and what quiet hours held, goes out folded into a digest), and marks them
+delivered; a failure is retried with exponential backoff and jitter until the alert is older
+than `max_age`.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from alertd.delivery.notify import DeliveryError, Notifier, TargetGone
 from alertd.delivery.outbox import Delivery, Outbox
+from alertd.delivery.ratelimit import Rate, Window, digest, plan
 
 log = logging.getLogger("alertd.delivery")
 
@@ -28,16 +31,21 @@ def retry_delay(attempts: int, rng: Callable[[], float] = random.random) -> floa
 
 
 class DeliveryWorker:
-    """Sends one notifier's pending alerts in order, never giving up before `max_age`."""
+    """Sends one notifier's pending alerts in order, never giving up before `max_age`.
+    `rates` maps each URL target to its rate (`""`, a notifier without targets)."""
 
     def __init__(self, notifier: Notifier, outbox: Outbox, *, max_age: float = 86400.0,
                  clock: Callable[[], float] = time.time,
-                 on_dead: Callable[[str, Delivery, str], None] | None = None) -> None:
+                 on_dead: Callable[[str, Delivery, str], None] | None = None,
+                 rates: Mapping[str, Rate | None] | None = None) -> None:
         self.notifier, self.outbox = notifier, outbox
         self.max_age, self.clock, self.on_dead = max_age, clock, on_dead
+        self.rates = dict(rates or {})
         self.heartbeat = time.monotonic()
         self.sent = 0
         self.failures = 0
+        self.folded = 0
+        self._windows: dict[str, Window] = {}
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"deliver-{notifier.name}",
@@ -62,6 +70,19 @@ class DeliveryWorker:
         self.outbox.close()
         return True
 
+    def _window(self, target: str) -> Window:
+        """The target's rate window, resumed from the state file's record of what was sent
+        (a restart must not grant a fresh burst)."""
+        window = self._windows.get(target)
+        if window is None:
+            rate = self.rates.get(target)
+            sent = () if rate is None else [
+                when for t, when in self.outbox.sent_since(self.notifier.name,
+                                                           self.clock() - rate.per)
+                if t == target]
+            window = self._windows[target] = Window(rate, sent)
+        return window
+
     def _run(self) -> None:
         name = self.notifier.name
         while not self._stopping.is_set():
@@ -69,50 +90,82 @@ class DeliveryWorker:
             self.heartbeat = time.monotonic()
             try:
                 batch = self.outbox.due(name)
-                for item in batch:
-                    if self._stopping.is_set():
-                        return
-                    self._deliver(item)
-                if batch:
+                blocked = self._send(batch)
+                if blocked is None:
                     continue
-                next_at = self.outbox.next_due(name)
+                next_at = self.outbox.next_due(name) if not batch else blocked
             except Exception:
                 log.exception("%s: delivery loop error; retrying in 5 s", name)
                 next_at = self.clock() + 5
             wait = IDLE if next_at is None else min(IDLE, max(0.0, next_at - self.clock()))
             self._wake.wait(wait)
 
-    def _deliver(self, item: Delivery) -> None:
+    def _send(self, batch: Sequence[Delivery]) -> float | None:
+        """Send what the rate windows allow; None if something was sent (look again at once),
+        else when the first window frees a slot."""
+        by_target: dict[str, list[Delivery]] = {}
+        for item in batch:
+            by_target.setdefault(item.target, []).append(item)
+        blocked = self.clock() + IDLE
+        progressed = False
+        for target, items in by_target.items():
+            window = self._window(target)
+            now = self.clock()
+            room = window.room(now)
+            if not room:
+                blocked = min(blocked, window.free_at(now))
+                continue
+            for message in plan(items, room, [i.held for i in items]):
+                if self._stopping.is_set():
+                    return None
+                self._deliver(message, window)
+                progressed = True
+        return None if progressed else blocked
+
+    def _deliver(self, items: list[Delivery], window: Window) -> None:
         name = self.notifier.name
+        first = items[0]
+        ids = [i.id for i in items]
         self.heartbeat = time.monotonic()
+        if len(items) == 1:
+            title, body, severity = first.title, first.body, first.severity
+        else:
+            title, body, severity = digest([(i.title, i.body, i.severity) for i in items],
+                                           held=first.held, rate=window.rate)
         try:
-            if item.target:
-                self.notifier.send(item.title, item.body, item.severity,  # type: ignore[call-arg]
-                                   target=item.target)
+            if first.target:
+                self.notifier.send(title, body, severity,  # type: ignore[call-arg]
+                                   target=first.target)
             else:
-                self.notifier.send(item.title, item.body, item.severity)
+                self.notifier.send(title, body, severity)
         except TargetGone as exc:
-            self._mark(self.outbox.dead, item.id, str(exc))
-            log.warning("%s: alert %d was for a URL since removed from the notifier; dropped",
-                        name, item.id)
+            self._mark(self.outbox.dead, ids, str(exc))
+            log.warning("%s: %d alerts were for a URL since removed from the notifier; dropped",
+                        name, len(ids))
             return
         except DeliveryError as exc:
             self.failures += 1
-            age = self.clock() - item.created
+            age = self.clock() - min(i.created for i in items)
             if age >= self.max_age:
-                self._mark(self.outbox.dead, item.id, str(exc))
-                log.error("%s: gave up on alert %d (%s) after %d tries over %.0f s: %s", name,
-                          item.id, item.rule, item.attempts + 1, age, exc)
+                self._mark(self.outbox.dead, ids, str(exc))
+                log.error("%s: gave up on alert %d (%s)%s after %d tries over %.0f s: %s", name,
+                          first.id, first.rule, f" and {len(ids) - 1} folded with it"
+                          if len(ids) > 1 else "", first.attempts + 1, age, exc)
                 if self.on_dead is not None:
-                    self.on_dead(name, item, str(exc))
+                    self.on_dead(name, first, str(exc))
                 return
-            delay = retry_delay(item.attempts)
-            self._mark(self.outbox.retry_later, item.id, str(exc), self.clock() + delay)
+            delay = retry_delay(first.attempts)
+            self._mark(self.outbox.retry_later, ids, str(exc), self.clock() + delay)
             log.warning("%s: could not deliver alert %d (%s), retrying in %.1f s: %s", name,
-                        item.id, item.rule, delay, exc)
+                        first.id, first.rule, delay, exc)
             return
-        self._mark(self.outbox.delivered, item.id)
+        window.note(self.clock())
+        self._mark(self.outbox.delivered, ids)
         self.sent += 1
+        if len(items) > 1:
+            self.folded += len(items)
+            log.info("%s: %d alerts sent as one digest (%s)", name, len(items),
+                     "held in quiet hours" if first.held else f"rate {window.rate}")
 
     def _mark(self, write: Callable[..., None], *args: object) -> None:
         """Record what became of a send before reading the outbox again, however long the
@@ -124,12 +177,12 @@ class DeliveryWorker:
                 return
             except Exception as exc:
                 if self._stopping.is_set():
-                    log.warning("%s: stopping before alert %s was marked; it is sent again "
-                                "after the next start", self.notifier.name, args[0])
+                    log.warning("%s: stopping before alerts %s were marked; they are sent "
+                                "again after the next start", self.notifier.name, args[0])
                     return
                 if not said:
                     said = True
-                    log.warning("%s: cannot record alert %s yet (%s); trying again every "
+                    log.warning("%s: cannot record alerts %s yet (%s); trying again every "
                                 "second", self.notifier.name, args[0], exc)
                 self.heartbeat = time.monotonic()
                 self._stopping.wait(1.0)
