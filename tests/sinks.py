@@ -33,6 +33,8 @@ class HttpSink:
 
     def __init__(self) -> None:
         self.posts: list[dict] = []
+        self.times: list[float] = []
+        """When each post arrived (monotonic), for checking rate limits."""
         self.fail_next = 0
         self.requests = 0
         sink = self
@@ -47,6 +49,7 @@ class HttpSink:
                     self.end_headers()
                     return
                 sink.posts.append(json.loads(body))
+                sink.times.append(time.monotonic())
                 self.send_response(200)
                 self.end_headers()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import subprocess
+import sys
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -244,3 +246,49 @@ def test_plan_sends_what_fits_and_folds_the_rest_into_the_last_free_slot():
     assert plan([1, 2], 0) == []
     assert plan([1, 2, 3], 2, [True, False, True]) == [[1, 3], [2]]
     assert len(plan(list(range(200)), 1)[0]) == 50  # a digest stays readable; the rest waits
+
+
+WORKER = """
+import sys, time
+from alertd.agent import targets
+from alertd.delivery.notify import build_notifiers
+from alertd.delivery.outbox import Outbox
+from alertd.delivery.ratelimit import parse_rate
+from alertd.delivery.worker import DeliveryWorker
+from alertd.store import Store
+notifiers = build_notifiers({"hook": (sys.argv[2],)}, "test")
+[target] = notifiers["hook"].targets
+worker = DeliveryWorker(notifiers["hook"], Outbox(Store(sys.argv[1]), own=True),
+                        rates={target: parse_rate("5/3s")})
+worker.start()
+time.sleep(60)
+"""
+
+
+def test_kill_9_inside_a_rate_window_loses_nothing_repeats_nothing_and_keeps_the_rate(
+        tmp_path):
+    with HttpSink() as sink:
+        store = Store(tmp_path / "s.db")
+        outbox = Outbox(store)
+        outbox.targets = targets(build_notifiers({"hook": (sink.url,)}, "test"))
+        queue(store, outbox, 300)
+        store.close()
+        run = [sys.executable, "-c", WORKER, str(tmp_path / "s.db"), sink.url]
+        first = subprocess.Popen(run)
+        try:
+            assert wait_for(lambda: len(sink.posts) == 5, 20)
+            assert not wait_for(lambda: len(sink.posts) > 5, 0.5)  # waiting for the window
+        finally:
+            first.kill()
+            first.wait(10)
+        second = subprocess.Popen(run)
+        try:
+            assert wait_for(lambda: len(covered(sink.posts)) >= 300, 30)
+            wait_for(lambda: False, 1)
+        finally:
+            second.kill()
+            second.wait(10)
+    assert sorted(covered(sink.posts)) == sorted(f"a{i}" for i in range(300))
+    # never more than 5 messages in 3 s, across the restart too (the window is in the file)
+    times = sink.times
+    assert all(times[i + 5] - times[i] >= 2.9 for i in range(len(times) - 5))
