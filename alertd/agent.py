@@ -35,6 +35,8 @@ from alertd.streams import Stream, StreamSettings
 from alertd.wsclient import connect as ws_connect
 
 log = logging.getLogger("alertd")
+REPORTS_EVERY = 20
+"""How often, in seconds, the schedule of reports is checked: a report is at most this late."""
 
 Loader = Callable[[], tuple[Config, RuleSet, Mapping[str, Notifier]]]
 HEALTH_EVERY = 5.0
@@ -100,6 +102,8 @@ class Agent:
         self._scheduler.every(HEALTH_EVERY).seconds.do(self._job, self._check_state_file)
         self._scheduler.every(60).seconds.do(self._job, lambda: self.core.submit(
             self.pipeline.remind))
+        self._scheduler.every(REPORTS_EVERY).seconds.do(self._job, lambda: self.core.submit(
+            self.pipeline.reports))
         self._last_watchdog = 0.0
 
     @property
@@ -129,6 +133,7 @@ class Agent:
     def start(self) -> None:
         self._prune()
         self.core.start()
+        self.core.submit(self.pipeline.reports)  # one missed while alertd was down: now
         for worker in self.workers.values():
             worker.start()
         for stream in self.streams:

@@ -117,7 +117,8 @@ def run_demo(rules_dir: str | None = None, notify_urls: list[str] | None = None,
     notifiers: dict[str, Notifier] = dict(consoles)
     if notify_urls:
         notifiers.update(build_notifiers({EXTRA: tuple(notify_urls)}, "--notify"))
-        rules = RuleSet(dataclasses.replace(r, notify=(*r.notify, EXTRA)) for r in rules.rules)
+        rules = RuleSet((dataclasses.replace(r, notify=(*r.notify, EXTRA)) for r in rules.rules),
+                        (dataclasses.replace(r, notify=(*r.notify, EXTRA)) for r in rules.reports))
     with tempfile.TemporaryDirectory(prefix="alertd-demo-") as tmp, \
             Simulator(valid_keys={DEMO_KEY}) as sim:
         config = Config(

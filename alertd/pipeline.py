@@ -15,13 +15,14 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from alertd import reports
 from alertd.decode import Drop, Validators, decode
 from alertd.delivery.outbox import Alert, Outbox
 from alertd.detect import Detector
 from alertd.evaluate import evaluate, render
 from alertd.exchanges import EXCHANGES
 from alertd.group import Groups, combine
-from alertd.normalise import Observation, Source, StreamObs, iso
+from alertd.normalise import Observation, Source, StreamObs, epoch, iso
 from alertd.rules import RuleSet
 from alertd.store import Store, write_failure
 
@@ -236,6 +237,25 @@ class Pipeline:
         self.alerts += len(alerts)
         return alerts
 
+    def reports(self) -> list[Alert]:
+        """Queue the scheduled reports that are due (each once: the state file records the
+        period in the same transaction). Run on a timer and at start."""
+        alerts: list[Alert] = []
+        if not self.rules.reports:
+            return alerts
+        with self.store.transaction():
+            for report in self.rules.reports:
+                period = reports.due(report, self.store)
+                if period is None:
+                    continue
+                alert = reports.render(report, self.store, *period)
+                self.outbox.add(alert)
+                self.messages += 1
+                self._unlogged.append(f"report {report.name} [{','.join(alert.notify)}] "
+                                      f"{alert.title}")
+                alerts.append(alert)
+        return alerts
+
     def flush(self) -> None:
         """Release the groups that are due and commit (the core calls this when idle)."""
         if self.groups.due_in() == 0.0:
@@ -281,6 +301,9 @@ class Pipeline:
                     quiet = math.inf
                 for obs in observations:
                     for event in self.detector.observe(src, obs, quiet):
+                        if event.kind == "fill":
+                            self.store.log_fill(epoch(event.fields["time"]) or self.clock(),
+                                                event.fields)
                         for alert in evaluate(event, self.rules, self.store):
                             self._queue(alert)
                             alerts.append(alert)

@@ -6,6 +6,7 @@ notifier and account names, duplicates) and reports all of it as `file:line: mes
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Callable, Iterable
@@ -26,6 +27,7 @@ from alertd.events import (
     fields_of,
 )
 from alertd.group import DEFAULT_BY, DEFAULT_WAIT, Grouping
+from alertd.reports import Report, ReportError, parse_report
 from alertd.templates import Template, TemplateError
 from alertd.yamlsrc import LDict, load_yaml
 
@@ -77,8 +79,9 @@ class RuleSet:
     per-symbol rules cost a dictionary lookup, not a hundred condition checks.
     """
 
-    def __init__(self, rules: Iterable[Rule]) -> None:
+    def __init__(self, rules: Iterable[Rule], reports: Iterable[Report] = ()) -> None:
         self.rules = tuple(rules)
+        self.reports = tuple(reports)
         self.by_name = {rule.name: rule for rule in self.rules}
         self._order = {id(rule): i for i, rule in enumerate(self.rules)}
         by_kind: dict[str, list[Rule]] = {kind: [] for kind in EVENT_KINDS}
@@ -112,12 +115,14 @@ class RuleSet:
     def __len__(self) -> int:
         return len(self.rules)
 
-    def notifiers_used(self) -> set[str]:
-        return {name for rule in self.rules for name in rule.notify}
-
     def summary(self) -> str:
         counts = [f"{len(rs)} {kind}" for kind, rs in self.by_kind.items() if rs]
-        return f"{len(self.rules)} rules ({', '.join(counts) or 'none'})"
+        reports = f", {len(self.reports)} reports" if self.reports else ""
+        return f"{len(self.rules)} rules ({', '.join(counts) or 'none'}){reports}"
+
+    def notifiers_used(self) -> set[str]:
+        return {name for rule in self.rules for name in rule.notify} | {
+            name for report in self.reports for name in report.notify}
 
 
 def rule_files(directory: Path) -> list[Path]:
@@ -139,6 +144,8 @@ def load_rules(directory: Path, notifiers: Iterable[str] | None,
         raise LoadError([Problem(directory, 1, "no *.yaml or *.yml rule files in this folder")])
     problems: list[Problem] = []
     rules: list[Rule] = []
+    reports: list[Report] = []
+    report_seen: dict[str, Problem] = {}
     first_seen: dict[str, Problem] = {}
     for path in files:
         try:
@@ -148,15 +155,18 @@ def load_rules(directory: Path, notifiers: Iterable[str] | None,
             continue
         if data is None:
             continue
-        if not isinstance(data, LDict) or not isinstance(data.get("rules"), list):
+        if not isinstance(data, LDict) or not isinstance(data.get("rules", []), list) or (
+                "rules" not in data and "reports" not in data):
             problems.append(Problem(path, getattr(data, "line", 1),
-                                    "a rule file holds a top-level 'rules:' list"))
+                                    "a rule file holds a top-level 'rules:' list (and/or "
+                                    "'reports:')"))
             continue
         for key in data:
-            if key != "rules":
-                problems.append(Problem(path, data.line_of(key),
-                                        f"unknown top-level key '{key}'; only 'rules' is read"))
-        items = data["rules"]
+            if key not in ("rules", "reports"):
+                problems.append(Problem(path, data.line_of(key), f"unknown top-level key "
+                                        f"'{key}'; only 'rules' and 'reports' are read"))
+        reports += _reports(path, data, known, report_seen, problems)
+        items = data.get("rules") or []
         for i, item in enumerate(items):
             where = Problem(path, items.line_of(i), "")
             rule = _rule(item, where, known, account_names, problems)
@@ -171,7 +181,37 @@ def load_rules(directory: Path, notifiers: Iterable[str] | None,
             rules.append(rule)
     if problems:
         raise LoadError(problems)
-    return RuleSet(rules)
+    return RuleSet(rules, reports)
+
+
+def _reports(path: Path, data: LDict, known: set[str] | None, seen: dict[str, Problem],
+             problems: list[Problem]) -> list[Report]:
+    items = data.get("reports")
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        problems.append(Problem(path, data.line_of("reports"), "'reports' is a list of reports "
+                                "(name, every, tz, notify, include)"))
+        return []
+    out: list[Report] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, LDict):
+            problems.append(Problem(path, items.line_of(i), "each report is a mapping (name, "
+                                    "every, tz, notify, include)"))
+            continue
+        try:
+            report = parse_report(item, known)
+        except ReportError as exc:
+            problems.append(Problem(path, item.line_of(getattr(exc, "key", "name")), str(exc)))
+            continue
+        if report.name in seen:
+            prev = seen[report.name]
+            problems.append(Problem(path, item.line, f"duplicate report name '{report.name}' "
+                                    f"(first defined at {prev.file}:{prev.line})"))
+            continue
+        seen[report.name] = Problem(path, item.line, "")
+        out.append(dataclasses.replace(report, file=str(path), line=item.line))
+    return out
 
 
 def _rule(item: Any, where: Problem, notifiers: set[str] | None, accounts: set[str] | None,

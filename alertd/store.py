@@ -52,6 +52,10 @@ CREATE TABLE IF NOT EXISTS groups (
     id INTEGER PRIMARY KEY AUTOINCREMENT, rule TEXT NOT NULL, gkey TEXT NOT NULL,
     due REAL NOT NULL, alert TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS groups_key ON groups (rule, gkey);
+CREATE TABLE IF NOT EXISTS fill_log (
+    time REAL NOT NULL, account TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
+    qty TEXT NOT NULL, quote TEXT, fee TEXT, fee_asset TEXT);
+CREATE INDEX IF NOT EXISTS fill_log_time ON fill_log (time);
 CREATE TABLE IF NOT EXISTS health (
     source TEXT PRIMARY KEY, exchange TEXT NOT NULL, state TEXT NOT NULL, last_frame REAL,
     connects INTEGER NOT NULL, updated REAL NOT NULL) WITHOUT ROWID;
@@ -445,6 +449,12 @@ class Store:
 
     # --- health, for `alertd status` -------------------------------------------------------
 
+    def log_fill(self, when: float, fields: dict[str, object]) -> None:
+        """A fill for the reports: what was traded, when, and its fee."""
+        self.db.execute("INSERT INTO fill_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (
+            when, fields["account"], fields["symbol"], fields["side"], str(fields["qty"]),
+            _text(fields.get("quote_qty")), _text(fields.get("fee")), fields.get("fee_asset")))
+
     def save_health(self, streams: list[tuple[str, str, str, float | None, int]],
                     drops: list[tuple[str, str, int, str]]) -> None:  # (.., new drops, ..)
         """Record each stream's state, and add newly dropped frames to the lasting counts."""
@@ -480,8 +490,13 @@ class Store:
             self._fills.clear()
             n += self.db.execute("DELETE FROM outbox WHERE status != 'pending' AND done_at < ?",
                                  (cutoff,)).rowcount
+            n += self.db.execute("DELETE FROM fill_log WHERE time < ?", (cutoff,)).rowcount
             if rule_keys is not None:
                 keys = ",".join("?" * len(rule_keys))
                 n += self.db.execute(f"DELETE FROM disarmed WHERE rule_key NOT IN ({keys})",
                                      tuple(sorted(rule_keys))).rowcount
         return n
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)

@@ -105,7 +105,31 @@ def test_rule_errors_name_file_and_line(env, capsys, what, extra, line, message)
     assert "Traceback" not in err and out == ""
 
 
-CONFIG_ERRORS = [
+REPORT_ERRORS = [
+    ("bad schedule", '    every: daily\n', 4, "every: 'daily' is not a schedule"),
+    ("no time", '    every: day\n', 4, 'day at "HH:MM" needs the time of day'),
+    ("bad zone", '    every: day at "08:00"\n    tz: Moon/Base\n', 5, "unknown time zone"),
+    ("bad section", '    every: day at "08:00"\n    include: [fills, gossip]\n', 5,
+     "include lists sections from: fills, balances, points, health"),
+    ("unknown notifier", '    every: day at "08:00"\n    notify: [pager]\n', 4,
+     "unknown notifier 'pager'"),
+]
+
+
+@pytest.mark.parametrize(("what", "extra", "line", "message"), REPORT_ERRORS,
+                         ids=[e[0] for e in REPORT_ERRORS])
+def test_report_errors_name_file_and_line(env, capsys, what, extra, line, message):
+    cfg, rules = env
+    bad = write(rules / "reports.yaml", "reports:\n  - name: daily\n    notify: [trading]\n"
+                .replace("    notify: [trading]\n", "" if "notify" in extra else
+                         "    notify: [trading]\n") + extra)
+    rc, out, err = check(cfg, rules, capsys)
+    assert rc == 1
+    assert f"{bad}:{line}: " in err and message in err, err
+    assert "Traceback" not in err and out == ""
+
+
+NOTIFIER_ERRORS = [
     ("rate syntax", "    rate: 20 per minute\n", "rate is a count per time, such as 20/min"),
     ("zero rate", "    rate: 0/min\n", "rate is a count per time"),
     ("quiet zone", "    quiet: {from: \"22:00\", to: \"06:00\", tz: Nowhere/City}\n",
@@ -114,8 +138,8 @@ CONFIG_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("what", "extra", "message"), CONFIG_ERRORS,
-                         ids=[e[0] for e in CONFIG_ERRORS])
+@pytest.mark.parametrize(("what", "extra", "message"), NOTIFIER_ERRORS,
+                         ids=[e[0] for e in NOTIFIER_ERRORS])
 def test_notifier_rate_and_quiet_errors_name_file_and_line(env, capsys, what, extra, message):
     cfg, rules = env
     write(cfg, CONFIG + "  pager:\n    urls: [\"json://127.0.0.1:9/p\"]\n" + extra)

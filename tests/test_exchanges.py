@@ -230,7 +230,7 @@ def test_an_order_forgotten_by_housekeeping_and_restated_is_not_news_again(tmp_p
     assert titles(p, MAIN, done) == ["d1 2000 yes"]
     p.flush()
     now[0] += 40 * 86400
-    assert p.store.prune(TERMINAL) == 2
+    assert p.store.prune(TERMINAL) == 3  # the order, its fill, its line in the fill log
     assert p.raw(MAIN, json.dumps(done)) == []  # the exchange restating it, weeks later
 
 

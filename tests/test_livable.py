@@ -19,6 +19,7 @@ from alertd.delivery.ratelimit import parse_rate, plan
 from alertd.delivery.worker import DeliveryWorker
 from alertd.normalise import Source
 from alertd.pipeline import Pipeline
+from alertd.reports import parse_every
 from alertd.rules import load_rules
 from alertd.store import Store
 from tests.conftest import API_KEY, agent_config, write
@@ -292,3 +293,71 @@ def test_kill_9_inside_a_rate_window_loses_nothing_repeats_nothing_and_keeps_the
     # never more than 5 messages in 3 s, across the restart too (the window is in the file)
     times = sink.times
     assert all(times[i + 5] - times[i] >= 2.9 for i in range(len(times) - 5))
+
+
+REPORTS = FILLS + """
+reports:
+  - name: daily
+    every: day at "08:00"
+    tz: Europe/Berlin
+    notify: [t]
+"""
+
+
+def reports_sent(p: Pipeline) -> list[tuple[str, str]]:
+    return [(t, b) for t, b in sent(p) if t.startswith("Report ")]
+
+
+def test_a_daily_report_at_08_00_has_the_period_s_fills_and_is_sent_once(tmp_path):
+    berlin = ZoneInfo("Europe/Berlin")
+    clock = Clock()
+    real = dt.datetime.fromtimestamp(clock.now, berlin)
+    day = real.date() if real.hour >= 1 else real.date() - dt.timedelta(days=1)
+
+    def at(hour: int, minute: int = 0, days: int = 0) -> float:
+        return dt.datetime.combine(day + dt.timedelta(days=days), dt.time(hour, minute),
+                                   tzinfo=berlin).timestamp()
+
+    clock.now = at(7, 0)
+    p = pipeline(tmp_path, REPORTS, clock)
+    assert p.reports() == []  # first sight: only the schedule is recorded
+    p.raw(SPOT, sx("accountOrderUpdate", sx_order("NEW", "0")))
+    p.raw(SPOT, sx("accountTrade", trade(1, "0.2", "60000", "0.5")))
+    p.raw(SPOT, sx("accountTrade", trade(2, "0.1", "60010", "0.25")))
+    p.raw(MAIN, dd_balance("1383.52", usdm="20"))
+    clock.now = at(7, 59)
+    assert p.reports() == []
+    clock.now = at(8, 0, days=0) + 20
+    [report] = p.reports()
+    assert report.title == (f"Report daily: {day - dt.timedelta(days=1)} 08:00 to {day} 08:00 "
+                            "Europe/Berlin")
+    assert "Fills: 2\n  desk vBTC_vUSDC buy: 2 fills, volume 0.3 (18001.0 quote), fees 0.75" \
+        in report.body
+    assert "main/spot ADA: free 1383.52, total 1383.52" in report.body
+    assert "Health: streams" in report.body
+    assert p.reports() == []
+    again = Pipeline(p.rules, Store(tmp_path / "s.db", clock=clock), clock=clock)
+    assert again.reports() == []  # a restart does not send it twice
+    clock.now = at(11, 0, days=2)  # alertd was down over the next 08:00s
+    [late] = again.reports()
+    assert late.title == f"Report daily: {day} 08:00 to {day + dt.timedelta(days=2)} 08:00 " \
+        "Europe/Berlin (late)"
+    assert "Fills: 0" in late.body
+    assert len(reports_sent(again)) == 2
+
+
+def test_report_schedules_in_their_zone():
+    berlin = ZoneInfo("Europe/Berlin")
+
+    def at(*args: int) -> float:
+        return dt.datetime(*args, tzinfo=berlin).timestamp()
+
+    daily = parse_every('day at "08:00"')
+    assert daily.last(at(2026, 11, 23, 7, 59), berlin) == at(2026, 11, 22, 8, 0)
+    assert daily.last(at(2026, 11, 23, 8, 0), berlin) == at(2026, 11, 23, 8, 0)
+    weekly = parse_every('monday at "09:30"')  # 2026-11-23 is a Monday
+    assert weekly.last(at(2026, 11, 23, 9, 0), berlin) == at(2026, 11, 16, 9, 30)
+    assert weekly.last(at(2026, 11, 29, 9, 0), berlin) == at(2026, 11, 23, 9, 30)
+    assert parse_every('hour at ":15"').last(at(2026, 11, 23, 9, 10), berlin) == \
+        at(2026, 11, 23, 8, 15)
+    assert parse_every("6 hours").last(at(2026, 11, 23, 13, 5), berlin) == at(2026, 11, 23, 12)
