@@ -117,7 +117,8 @@ class RuleSet:
 
     def summary(self) -> str:
         counts = [f"{len(rs)} {kind}" for kind, rs in self.by_kind.items() if rs]
-        reports = f", {len(self.reports)} reports" if self.reports else ""
+        n = len(self.reports)
+        reports = f", {n} report{'s' if n > 1 else ''}" if n else ""
         return f"{len(self.rules)} rules ({', '.join(counts) or 'none'}){reports}"
 
     def notifiers_used(self) -> set[str]:
