@@ -1,4 +1,5 @@
-"""`alertd [run] | check | demo`: the command line, with user mistakes as `file:line: message`."""
+"""`alertd [run] | check | status | test | explain | demo`: the command line; mistakes are
+`file:line: message`."""
 
 from __future__ import annotations
 
@@ -21,8 +22,22 @@ if TYPE_CHECKING:  # apprise loads only for commands that send or check notifier
 log = logging.getLogger("alertd")
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a record comes, not when it was set up (a
+    caller that swaps stderr, as a test runner does, must not leave it writing to a closed
+    stream)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def setup_logging(verbose: bool = False, level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr()
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(message)s",
                                             "%Y-%m-%dT%H:%M:%S"))
     root = logging.getLogger()
@@ -51,6 +66,40 @@ def _report(exc: LoadError) -> int:
     return 1
 
 
+def probe(notifiers: dict[str, AppriseNotifier]) -> int:
+    """One test message through each URL of each notifier; 1 if any was not taken."""
+    failed = 0
+    for name, notifier in notifiers.items():
+        for url, problem in notifier.probe("alertd test message", f"notifier '{name}' works: "
+                                           "this came from alertd notify-test."):
+            print(f"{name}: {url}: " + ("ok" if problem is None else f"FAILED: {problem}"))
+            failed += problem is not None
+    return 1 if failed else 0
+
+
+def cmd_notify_test(args: argparse.Namespace) -> int:
+    from alertd.delivery.notify import build_notifiers
+    from alertd.redact import register_notifier_url
+
+    setup_logging(level=logging.CRITICAL)
+    try:
+        if "://" in args.target:
+            register_notifier_url(args.target)
+            return probe(build_notifiers({"url": (args.target,)}, "<command line>"))
+        config = load_config(find_config(args.config))
+        if args.target not in config.notifiers:
+            from alertd.suggest import did_you_mean
+
+            print(f"alertd: {config.path}: no notifier '{args.target}'"
+                  f"{did_you_mean(args.target, config.notifiers)}; the config defines: "
+                  f"{', '.join(config.notifiers)}", file=sys.stderr)
+            return 1
+        return probe(build_notifiers({args.target: config.notifiers[args.target]},
+                                     config.path, config.notifier_lines))
+    except LoadError as exc:
+        return _report(exc)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     try:
         config, rules, notifiers = load_all(args.config, args.rules)
@@ -65,6 +114,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"ok: {rules.summary()}; {len(config.accounts)} accounts: {accounts}; "
           f"{len(notifiers)} notifiers: {', '.join(notifiers)}"
           + (f" (unused: {', '.join(unused)})" if unused else ""))
+    if args.notifiers:
+        return probe(notifiers)
     return 0
 
 
@@ -120,6 +171,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return _report(exc)
 
 
+def cmd_test(args: argparse.Namespace) -> int:
+    from alertd.authoring.ruletest import main as run_tests
+
+    setup_logging(args.verbose, level=logging.CRITICAL)
+    return run_tests(args.files, sys.stdout)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from alertd.authoring.explain import explain, load_event
+
+    try:
+        rules = load_rules(Path(args.rules), None)
+        event = load_event(Path(args.event))
+    except LoadError as exc:
+        return _report(exc)
+    print("\n".join(explain(rules, event)))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from alertd.authoring.schemas import text
+
+    sys.stdout.write(text(args.which))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="alertd", description="Alerts from DeltaDeFi and SoDEX account streams.",
@@ -134,12 +211,36 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     common(sub.add_parser("run", help="watch the accounts and send alerts (the default)"))
-    common(sub.add_parser("check", help="validate config and rules; connect and send nothing"))
+    check = sub.add_parser("check", help="validate config and rules; connect and send nothing")
+    common(check)
+    check.add_argument("--notifiers", action="store_true", help="also send a test message "
+                       "through every notifier URL (see notify-test)")
+    notify_test = sub.add_parser("notify-test", help="send one test message through a "
+                                 "notifier (or an Apprise URL); exit 1 if a URL failed")
+    notify_test.add_argument("target", metavar="NAME|URL")
+    notify_test.add_argument("--config", metavar="FILE", help="config file naming NAME")
     status = sub.add_parser("status", help="streams, outbox and dropped frames, from the "
                             "state file")
     status.add_argument("--config", metavar="FILE", help="config file naming the state file")
     status.add_argument("--state", metavar="FILE", help="the state file itself (under systemd: "
                         "/var/lib/alertd/state.db)")
+    test = sub.add_parser("test", help="run rule tests (*.test.yaml): inputs on a fake clock, "
+                          "the alerts expected", description="Each test file names its rule "
+                          "files and lists cases of input frames or events and the alerts "
+                          "they must raise; a folder is searched for *.test.yaml.")
+    test.add_argument("files", nargs="+", metavar="FILE|DIR")
+    test.add_argument("-v", "--verbose", action="store_true", help="show the core's log")
+    explain = sub.add_parser("explain", help="which rules an event fires, and why the others "
+                             "do not", description="EVENT is a YAML or JSON file: kind and the "
+                             "event's fields, e.g. {kind: balance, account: main, asset: ada, "
+                             "free: 450}.")
+    explain.add_argument("--rules", required=True, metavar="DIR", help="folder of rule files")
+    explain.add_argument("event", metavar="EVENT")
+    schema = sub.add_parser("schema", help="print the JSON Schema of rule files or the config, "
+                            "for editors", description="Save it next to your files and point "
+                            "the YAML language server at it: "
+                            "# yaml-language-server: $schema=rules.schema.json")
+    schema.add_argument("which", choices=("rules", "config"))
     demo = sub.add_parser("demo", help="a scripted session against a simulated exchange")
     demo.add_argument("--rules", metavar="DIR", help="rules to use (default: the examples)")
     demo.add_argument("--notify", action="append", default=[], metavar="URL",
@@ -148,9 +249,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+COMMANDS = ("run", "check", "demo", "status", "test", "explain", "notify-test", "schema",
+            "-h", "--help")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("run", "check", "demo", "status", "-h", "--help"):
+    if not argv or argv[0] not in COMMANDS:
         argv = ["run", *argv]
     args = _parser().parse_args(argv)
     try:
@@ -160,6 +265,14 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "status":
             return cmd_status(args)
+        if args.command == "test":
+            return cmd_test(args)
+        if args.command == "explain":
+            return cmd_explain(args)
+        if args.command == "notify-test":
+            return cmd_notify_test(args)
+        if args.command == "schema":
+            return cmd_schema(args)
         return cmd_run(args)
     except KeyboardInterrupt:
         return 130

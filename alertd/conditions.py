@@ -160,3 +160,35 @@ def _compile_op(name: str, ftype: FieldType, op: str, raw: Any) -> Predicate:
         "gt": lambda a: a > value, "gte": lambda a: a >= value,
     }[op]
     return lambda ev: (v := ev.get(name)) is not None and cmp(v)
+
+
+def why_not(when: Any, fields: Mapping[str, FieldType], event: Mapping[str, Any]) -> str | None:
+    """The first clause of a (valid) `when:` the event fails, with both values; None if it
+    holds. For `alertd explain`: the same operators as the compiled predicate, one at a time."""
+    for key, spec in when.items():
+        if key == "any":
+            reasons = [why_not(alt, fields, event) for alt in spec]
+            if all(reasons):
+                return "none of 'any' holds: " + "; ".join(r for r in reasons if r)
+        elif key == "not":
+            if why_not(spec, fields, event) is None:
+                return f"'not' fails: {_plain_spec(spec)} holds"
+        else:
+            ops = spec if isinstance(spec, Mapping) else {"eq": spec}
+            for op, raw in ops.items():
+                if not _compile_op(str(key), fields[key], op, raw)(event):
+                    return (f"{key} {op} {_plain_spec(raw)}: the event has "
+                            f"{_shown(event.get(key))}")
+    return None
+
+
+def _plain_spec(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_plain_spec(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_plain_spec(v) for v in value) + "]"
+    return str(value)
+
+
+def _shown(value: Any) -> str:
+    return "no value" if value is None else repr(str(value))

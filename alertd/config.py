@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from alertd.delivery.quiet import Quiet, QuietError, parse_quiet
 from alertd.delivery.ratelimit import Rate, RateError, parse_rate, service_rate
 from alertd.errors import LoadError, Problem
-from alertd.redact import register_secret
+from alertd.redact import register_notifier_url, register_secret
 from alertd.yamlsrc import LDict, load_yaml
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -284,7 +284,7 @@ def _notifiers(path: Path, data: LDict, expand: Expander, problems: list[Problem
             options[name] = _notifier_options(path, name, spec, problems)
         expanded = tuple(expand(u, line) for u in urls)
         for url in expanded:
-            register_secret(url)
+            register_notifier_url(url)
         out[name] = expanded
     return out, {name: raw.line_of(name) for name in out}, options
 

@@ -20,6 +20,7 @@ from alertd.decode import Drop, Validators, decode
 from alertd.delivery.outbox import Alert, Outbox
 from alertd.detect import Detector
 from alertd.evaluate import evaluate, render
+from alertd.events import Event
 from alertd.exchanges import EXCHANGES
 from alertd.group import Groups, combine
 from alertd.normalise import Observation, Source, StreamObs, epoch, iso
@@ -301,16 +302,29 @@ class Pipeline:
                     quiet = math.inf
                 for obs in observations:
                     for event in self.detector.observe(src, obs, quiet):
-                        if event.kind == "fill":
-                            self.store.log_fill(epoch(event.fields["time"]) or self.clock(),
-                                                event.fields)
-                        for alert in evaluate(event, self.rules, self.store):
-                            self._queue(alert)
-                            alerts.append(alert)
+                        alerts += self._handle(event)
         except BaseException:
             del self._unlogged[mark:]
             raise
         self.alerts += len(alerts)
+        return alerts
+
+    def event(self, event: Event) -> list[Alert]:
+        """A neutral event straight to the rules, past the exchanges and detection (rule
+        tests and `explain` write events by hand)."""
+        with self.store.transaction():
+            alerts = self._handle(event)
+        self.alerts += len(alerts)
+        return alerts
+
+    def _handle(self, event: Event) -> list[Alert]:
+        """One detected event: logged for reports if a fill, evaluated, its alerts queued;
+        call inside a transaction."""
+        if event.kind == "fill":
+            self.store.log_fill(epoch(event.fields["time"]) or self.clock(), event.fields)
+        alerts = evaluate(event, self.rules, self.store)
+        for alert in alerts:
+            self._queue(alert)
         return alerts
 
     def _queue(self, alert: Alert) -> None:

@@ -31,6 +31,38 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
+def redact_notifier_url(url: str) -> str:
+    """A notifier URL shown without its tokens: Apprise URLs carry them in the user part,
+    the host part (`tgram://BOT_TOKEN/CHAT`) and the path (`slack://T/B/C`), so only the
+    scheme and a real host name (one with a dot, or a port) are kept."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return url.split("://", 1)[0] + "://" + MASK
+    shown = host if "." in host or host == "localhost" else MASK
+    if port and shown != MASK:
+        shown += f":{port}"
+    return f"{parts.scheme}://{shown}" + (f"/{MASK}" if parts.path.strip("/") else "/")
+
+
+def register_notifier_url(url: str) -> None:
+    """The URL and every token-like part of it (no dot, 8 characters or more) are secrets:
+    a service's own error text may quote a token on its own (Telegram's bot path)."""
+    register_secret(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return
+    pieces = [parts.netloc.rsplit("@", 1)[-1], *parts.netloc.rsplit("@", 1)[0].split(":"),
+              *parts.path.split("/"), *(v for _, _, v in
+                                        (q.partition("=") for q in parts.query.split("&")))]
+    for piece in pieces:
+        if len(piece) >= 8 and "." not in piece:
+            register_secret(piece)
+
+
 class SecretURL:
     """A URL that contains a secret; str() and repr() show only the redacted form."""
 

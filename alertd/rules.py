@@ -61,6 +61,8 @@ class Rule:
     repeat: tuple[float, Template] | None = None
     """Seconds after which a level rule that still holds says so again (`repeat: 4h`), and
     the reminder's title ("Still: " + the rule's)."""
+    spec: Any = None
+    """The rule as written (`when`, `rearm`), for `alertd explain`."""
     group: Grouping = field(default_factory=Grouping)
     quiet: Quiet | None = None
     """Hours in which its alerts below failure wait, then go out as one digest."""
@@ -126,8 +128,13 @@ class RuleSet:
             name for report in self.reports for name in report.notify}
 
 
+TEST_SUFFIXES = (".test.yaml", ".test.yml")
+"""Rule tests (`alertd test`) live beside the rules under these names and are not rules."""
+
+
 def rule_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    return sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml")
+                  and not p.name.endswith(TEST_SUFFIXES) and p.is_file())
 
 
 def load_rules(directory: Path, notifiers: Iterable[str] | None,
@@ -136,13 +143,19 @@ def load_rules(directory: Path, notifiers: Iterable[str] | None,
 
     `notifiers=None` accepts any notifier name (the demo routes them all to the terminal).
     """
-    known = set(notifiers) if notifiers is not None else None
-    account_names = set(accounts) if accounts is not None else None
     if not directory.is_dir():
         raise LoadError([Problem(directory, 1, "rules folder not found; pass --rules DIR")])
     files = rule_files(directory)
     if not files:
         raise LoadError([Problem(directory, 1, "no *.yaml or *.yml rule files in this folder")])
+    return load_rule_files(files, notifiers, accounts)
+
+
+def load_rule_files(files: Iterable[Path], notifiers: Iterable[str] | None,
+                    accounts: Iterable[str] | None = None) -> RuleSet:
+    """Load and check these rule files (see `load_rules`)."""
+    known = set(notifiers) if notifiers is not None else None
+    account_names = set(accounts) if accounts is not None else None
     problems: list[Problem] = []
     rules: list[Rule] = []
     reports: list[Report] = []
@@ -319,12 +332,12 @@ def _rule(item: Any, where: Problem, notifiers: set[str] | None, accounts: set[s
     if len(problems) > before:
         return None
     trigger = repr((on, _plain(item.get("when")), _plain(item.get("rearm"))))
-    index = _index_key(item.get("when"), fields) if when is not None else None
+    index = _index_key(item.get("when"), fields, on) if when is not None else None
     key = f"{name}#{hashlib.sha1(trigger.encode()).hexdigest()[:10]}"
     return Rule(name=name, on=on, notify=tuple(notify), severity=severity, title=templates[0],
                 message=templates[1], when=when, rearm=rearm, accounts=account_set,
                 file=str(path), line=where.line, key=key, index=index, resolved=resolved,
-                repeat=repeat, group=group, quiet=quiet)
+                repeat=repeat, group=group, quiet=quiet, spec=item)
 
 
 def duration(value: Any) -> float | None:
@@ -390,10 +403,19 @@ def _resolved(item: LDict, on: str, fields: dict[str, FieldType], title: str, la
         return None
 
 
-def _index_key(when: Any, fields: dict[str, FieldType]) -> tuple[str, str] | None:
-    """A (field, value) every matching event must have: a top-level text equality."""
+SUBJECT_FIELDS = {"balance": {"asset"}, "position": {"symbol"}, "stream": set()}
+"""Fields that name a level rule's subject: the only ones it may be indexed by, since a level
+rule must see its subject's other values too (they are what re-arm it)."""
+
+
+def _index_key(when: Any, fields: dict[str, FieldType], on: str) -> tuple[str, str] | None:
+    """A (field, value) every event the rule must see has: a top-level text equality (on a
+    level rule, only one that names its subject)."""
     for name, spec in when.items():
         if fields.get(name) is not FieldType.STRING:
+            continue
+        if on in SUBJECT_FIELDS and name not in SUBJECT_FIELDS[on] | {"account", "exchange",
+                                                                     "market"}:
             continue
         if isinstance(spec, dict) and set(spec) == {"eq"}:
             spec = spec["eq"]

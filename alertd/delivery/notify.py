@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
@@ -16,7 +17,8 @@ from typing import Protocol
 import apprise
 
 from alertd.errors import LoadError, Problem
-from alertd.redact import redact_url
+from alertd.redact import redact_notifier_url as redact_url
+from alertd.redact import safe_text
 
 TRUNCATED = "\n[… truncated by alertd]"
 SEND_TIMEOUT = 15.0
@@ -63,6 +65,25 @@ class AppriseNotifier:
             if not target or key == target:
                 self._send(service, title, body, severity)
 
+    def probe(self, title: str, body: str) -> list[tuple[str, str | None]]:
+        """Send a test message to each URL alone: (the URL without secrets, None if it was
+        taken, else what went wrong in plain words), for `alertd notify-test`."""
+        out: list[tuple[str, str | None]] = []
+        logger = logging.getLogger("apprise")
+        propagate, logger.propagate = logger.propagate, False
+        try:
+            for url, service in zip(self.urls, self._services.values(), strict=False):
+                with apprise.LogCapture(level=logging.DEBUG, fmt="%(message)s") as captured:
+                    try:
+                        self._send(service, title, body, "info")
+                        problem = None
+                    except DeliveryError as exc:
+                        problem = plain_words(captured.getvalue(), str(exc))
+                out.append((redact_url(url), problem))
+        finally:
+            logger.propagate = propagate
+        return out
+
     def _send(self, service: apprise.Apprise, title: str, body: str, severity: str) -> None:
         title = _fit(title, self._title_limit, "…")
         room = self._body_limit
@@ -78,6 +99,34 @@ class AppriseNotifier:
             failed = [redact_url(r.url) for r in result if not r]
             raise DeliveryError("apprise reported failure" + (f" for {', '.join(failed)}"
                                                               if failed else ""))
+
+
+_CAUSES = (
+    (r"error=(401|403)\b|unauthori[sz]ed|forbidden|invalid (api )?(key|token)",
+     "the service refused the credentials (HTTP 401/403): check the token or key in the URL"),
+    (r"error=404\b|not found", "not found (HTTP 404): check the webhook path, channel or chat id"),
+    (r"error=429\b|too many requests|rate", "the service is rate-limiting (HTTP 429): wait, "
+     "or lower the notifier's rate"),
+    (r"error=5\d\d\b", "the service failed (HTTP 5xx): try again later"),
+    (r"ssl|certificate|tls", "TLS failed: the host's certificate is not trusted, or it does "
+     "not speak https on that port"),
+    (r"name or service not known|nodename nor servname|getaddrinfo|name resolution|resolve",
+     "DNS: the host name does not resolve"),
+    (r"connection refused", "connection refused: nothing listens at that host and port"),
+    (r"timed out|timeout", "timed out: the host did not answer in time"),
+    (r"smtp|authentication", "the mail server refused: check user, password and port"),
+)
+
+
+def plain_words(log: str, fallback: str) -> str:
+    """What Apprise logged about a failed send, as a cause a person can act on."""
+    lines = [line for line in log.splitlines() if re.search(r"error|fail|exception|refused|"
+                                                              r"timed out|denied", line, re.I)]
+    text = " ".join(" ".join(lines).split())
+    for pattern, words in _CAUSES:
+        if re.search(pattern, text, re.IGNORECASE):
+            return f"{words} ({safe_text(text, 240)})"
+    return safe_text(text, 240) or fallback
 
 
 def _fit(text: str, limit: int, marker: str) -> str:
