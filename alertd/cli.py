@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -101,19 +102,30 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    as_json = args.format == "json"
     try:
         config, rules, notifiers = load_all(args.config, args.rules)
     except LoadError as exc:
+        if as_json:
+            print(json.dumps({"ok": False, "problems": [
+                {"file": str(p.file), "line": p.line, "message": p.message}
+                for p in exc.problems]}, indent=2))
+            return 1
         return _report(exc)
-    for warning in config.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
     from alertd.exchanges import EXCHANGES
 
     accounts = ", ".join(EXCHANGES[a.exchange].describe_account(a) for a in config.accounts)
     unused = sorted(set(notifiers) - rules.notifiers_used())
-    print(f"ok: {rules.summary()}; {len(config.accounts)} accounts: {accounts}; "
-          f"{len(notifiers)} notifiers: {', '.join(notifiers)}"
-          + (f" (unused: {', '.join(unused)})" if unused else ""))
+    summary = (f"{rules.summary()}; {len(config.accounts)} accounts: {accounts}; "
+               f"{len(notifiers)} notifiers: {', '.join(notifiers)}"
+               + (f" (unused: {', '.join(unused)})" if unused else ""))
+    if as_json:
+        print(json.dumps({"ok": True, "summary": summary, "problems": [],
+                          "warnings": list(config.warnings)}, indent=2))
+    else:
+        for warning in config.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        print(f"ok: {summary}")
     if args.notifiers:
         return probe(notifiers)
     return 0
@@ -213,6 +225,9 @@ def _parser() -> argparse.ArgumentParser:
     common(sub.add_parser("run", help="watch the accounts and send alerts (the default)"))
     check = sub.add_parser("check", help="validate config and rules; connect and send nothing")
     common(check)
+    check.add_argument("--format", choices=("text", "json"), default="text",
+                       help="json: {ok, summary, problems: [{file, line, message}], warnings}, "
+                       "for editors and CI")
     check.add_argument("--notifiers", action="store_true", help="also send a test message "
                        "through every notifier URL (see notify-test)")
     notify_test = sub.add_parser("notify-test", help="send one test message through a "

@@ -6,6 +6,7 @@ Numbers compare as exact decimals and strings case-insensitively, so a YAML thre
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import re2
 
 from alertd.events import FieldType
+from alertd.suggest import did_you_mean
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "matches")
@@ -54,7 +56,8 @@ def compile_when(when: Any, fields: Mapping[str, FieldType]) -> Predicate:
             preds.extend(_compile_field(str(key), fields[key], spec, line))
         else:
             raise ConditionError(
-                f"unknown field '{key}' for this event; it has: {', '.join(sorted(fields))}"
+                f"unknown field '{key}' for this event{did_you_mean(key, fields)}; it has: "
+                f"{', '.join(sorted(fields))}"
                 " (or 'any' / 'not')", line)
     return _all_of(preds)
 
@@ -79,7 +82,8 @@ def _compile_field(name: str, ftype: FieldType, spec: Any, line: int | None) -> 
     for op, raw in spec.items():
         if op not in OPERATORS:
             raise ConditionError(
-                f"unknown operator '{op}' on '{name}'; use one of: {', '.join(OPERATORS)}",
+                f"unknown operator '{op}' on '{name}'{did_you_mean(op, OPERATORS)}; use one of: "
+                f"{', '.join(OPERATORS)}",
                 op_lines[op])
         try:
             out.append(_compile_op(name, ftype, op, raw))
@@ -99,7 +103,8 @@ def coerce(name: str, ftype: FieldType, raw: Any) -> Any:
         try:
             value = Decimal(str(raw).strip())
         except InvalidOperation:
-            raise ConditionError(f"'{name}' is a number; {raw!r} is not") from None
+            raise ConditionError(f"'{name}' is a number; {raw!r} is not{_number_hint(raw)}"
+                                 ) from None
         if not value.is_finite():
             raise ConditionError(f"'{name}' needs a finite number, not {raw!r}")
         return value
@@ -110,6 +115,20 @@ def coerce(name: str, ftype: FieldType, raw: Any) -> Any:
     if isinstance(raw, list | dict):
         raise ConditionError(f"'{name}' is a text field; {raw!r} is not a single value")
     return str(raw).casefold()
+
+
+def _number_hint(raw: Any) -> str:
+    """What is wrong with a number written as text, when it is a common slip."""
+    text = str(raw).strip()
+    if re.fullmatch(r"-?\d{1,3}([,_ ']\d{3})+(\.\d+)?", text):
+        plain = re.sub(r"[,_ ']", "", text)
+        return f": write {plain}, without thousands separators"
+    if re.fullmatch(r"-?\d+,\d+", text):
+        return f": write {text.replace(',', '.')}, with a decimal point"
+    match = re.fullmatch(r"[$€£]?\s*(-?\d+(\.\d+)?)\s*([A-Za-z%$€£]+)?", text)
+    if match:
+        return f": write the number alone, {match[1]}, without a unit or currency"
+    return ""
 
 
 def _regex(name: str, pattern: str) -> Any:

@@ -20,6 +20,7 @@ from alertd.delivery.quiet import Quiet, QuietError, parse_quiet
 from alertd.delivery.ratelimit import Rate, RateError, parse_rate, service_rate
 from alertd.errors import LoadError, Problem
 from alertd.redact import register_notifier_url, register_secret
+from alertd.suggest import did_you_mean
 from alertd.yamlsrc import LDict, load_yaml
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -155,7 +156,8 @@ def load_config(path: Path, env: Mapping[str, str] | None = None,
     expand = Expander(path, env, problems, secrets)
     for key in data:
         if key not in _TOP_KEYS:
-            problems.append(Problem(path, data.line_of(key), f"unknown key '{key}'; "
+            problems.append(Problem(path, data.line_of(key), f"unknown key '{key}'"
+                                    f"{did_you_mean(key, _TOP_KEYS)}; "
                                     f"expected one of: {', '.join(_TOP_KEYS)}"))
     accounts = _accounts(path, data, expand, problems)
     notifiers, notifier_lines, options = _notifiers(path, data, expand, problems)
@@ -224,7 +226,8 @@ def _accounts(path: Path, data: LDict, expand: Expander,
         allowed = ("name", "exchange", "api_key", "url", "user", "markets", "rest_url")
         for key in item:
             if key not in allowed:
-                problems.append(Problem(path, item.line_of(key), f"unknown account key '{key}'; "
+                problems.append(Problem(path, item.line_of(key), f"unknown account key '{key}'"
+                                        f"{did_you_mean(key, allowed)}; "
                                         f"expected one of: {', '.join(allowed)}"))
         name = item.get("name")
         if not isinstance(name, str) or not _NAME.match(name):

@@ -28,6 +28,7 @@ from alertd.events import (
 )
 from alertd.group import DEFAULT_BY, DEFAULT_WAIT, Grouping
 from alertd.reports import Report, ReportError, parse_report
+from alertd.suggest import did_you_mean
 from alertd.templates import Template, TemplateError
 from alertd.yamlsrc import LDict, load_yaml
 
@@ -241,7 +242,8 @@ def _rule(item: Any, where: Problem, notifiers: set[str] | None, accounts: set[s
 
     for key in item:
         if key not in RULE_KEYS:
-            bad(key, f"unknown rule key '{key}'; expected one of: {', '.join(RULE_KEYS)}")
+            bad(key, f"unknown rule key '{key}'{did_you_mean(key, RULE_KEYS)}; expected one of: "
+                f"{', '.join(RULE_KEYS)}")
     name = item.get("name")
     if not isinstance(name, str) or not name.strip():
         bad("name", "every rule needs a 'name'")
@@ -278,7 +280,8 @@ def _rule(item: Any, where: Problem, notifiers: set[str] | None, accounts: set[s
     for i, target in enumerate(notify):
         if notifiers is not None and target not in notifiers:
             line = notify.line_of(i) if hasattr(notify, "line_of") else None
-            bad("notify", f"{label}: unknown notifier '{target}'; the config defines: "
+            bad("notify", f"{label}: unknown notifier '{target}'"
+                f"{did_you_mean(target, notifiers)}; the config defines: "
                 f"{', '.join(sorted(notifiers)) or 'none'}", line)
 
     accounts_raw = item.get("accounts")
@@ -292,7 +295,8 @@ def _rule(item: Any, where: Problem, notifiers: set[str] | None, accounts: set[s
             account_set = frozenset(str(a) for a in accounts_raw)
             unknown = sorted(account_set - accounts) if accounts is not None else []
             if unknown:
-                bad("accounts", f"{label}: unknown account {', '.join(unknown)}; the config "
+                bad("accounts", f"{label}: unknown account {', '.join(unknown)}"
+                    f"{did_you_mean(unknown[0], accounts or ())}; the config "
                     f"defines: {', '.join(sorted(accounts or ())) or 'none'}")
 
     severity = item.get("severity", "info")

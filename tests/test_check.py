@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from alertd.cli import main
 from alertd.conditions import compile_when
 from alertd.events import fields_of
+from alertd.rules import RULE_KEYS
 from tests.conftest import write
 
 CONFIG = """
@@ -73,12 +75,22 @@ RULE_ERRORS = [
     ("bad severity", "    severity: panic\n", 4, "severity must be one of"),
     ("rearm on fill", "    when: {qty: {gt: 1}}\n    rearm: {qty: {lt: 1}}\n", 5,
      "'rearm' applies to level events"),
-    ("typo key", "    notfy: [trading]\n", 4, "unknown rule key 'notfy'"),
+    ("typo key", "    notfy: [trading]\n", 4, "unknown rule key 'notfy'; did you mean 'notify'?"),
     ("backreference", "    when:\n      symbol: {matches: '(a)\\1'}\n", 5,
      "backreferences and lookaround are not available"),
     ("resolved on fill", "    resolved: true\n", 4, "a 'fill' event never recovers"),
     ("huge width", "    title: \"{price:>999999999}\"\n", 4, "asks for more than 200 characters"),
     ("huge precision", "    message: \"{price:.99999999f}\"\n", 4, "width and precision up to"),
+    ("thousands separator", "    when:\n      quote_qty: {gte: \"1,000\"}\n", 5,
+     "'quote_qty' is a number; '1,000' is not: write 1000, without thousands separators"),
+    ("number with a unit", "    when:\n      quote_qty: {gte: 500 USDM}\n", 5,
+     "write the number alone, 500, without a unit or currency"),
+    ("misspelt field", "    when:\n      symbl: ADAUSDM\n", 5,
+     "unknown field 'symbl' for this event; did you mean 'symbol'?"),
+    ("misspelt operator", "    when:\n      qty: {gtee: 5}\n", 5,
+     "unknown operator 'gtee' on 'qty'; did you mean 'gte'?"),
+    ("misspelt notifier", "    notify: [tradng]\n", 4,
+     "unknown notifier 'tradng'; did you mean 'trading'?"),
     ("bad group_wait", "    group_wait: soon\n", 4, "group_wait is a duration up to 1h"),
     ("long group_wait", "    group_wait: 2h\n", 4, "group_wait is a duration up to 1h"),
     ("unknown group_by field", "    group_by: [colour]\n", 4, "group_by: unknown field colour"),
@@ -277,3 +289,16 @@ def test_run_with_an_unwritable_state_file_says_so_without_traceback(env, capsys
     assert rc == 1
     assert f"{cfg}:11: cannot open the state file {blocker}/state.db" in err
     assert "set 'state:' to a writable path" in err and "Traceback" not in err
+
+
+def test_check_format_json_for_editors_and_ci(env, capsys):
+    cfg, rules = env
+    assert main(["check", "--rules", str(rules), "--config", str(cfg), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True and report["summary"].startswith("1 rules (1 fill)")
+    bad = write(rules / "bad.yaml", "rules:\n  - name: b\n    on: fill\n    notfy: [x]\n")
+    assert main(["check", "--rules", str(rules), "--config", str(cfg), "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False
+    assert {"file": str(bad), "line": 4, "message": "unknown rule key 'notfy'; did you mean "
+            "'notify'?; expected one of: " + ", ".join(RULE_KEYS)} in report["problems"]
