@@ -178,7 +178,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     setup_logging(args.verbose, level=logging.CRITICAL)
     try:
-        return run_demo(rules_dir=args.rules, notify_urls=args.notify)
+        return run_demo(rules_dir=args.rules, notify_urls=args.notify, record=args.record)
     except LoadError as exc:
         return _report(exc)
 
@@ -200,6 +200,69 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return _report(exc)
     print("\n".join(explain(rules, event)))
     return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    """The configured streams, recorded until stopped; no rule runs and nothing is sent."""
+    import dataclasses
+    import tempfile
+
+    from alertd.agent import Agent
+    from alertd.authoring.record import Recording
+
+    setup_logging(args.verbose)
+    try:
+        config = load_config(find_config(args.config))
+    except LoadError as exc:
+        return _report(exc)
+    with tempfile.TemporaryDirectory(prefix="alertd-record-") as tmp:
+        config = dataclasses.replace(config, state_path=Path(tmp) / "state.db")
+        agent = Agent(config, RuleSet(()), {})
+        recording = Recording(Path(args.out), max_bytes=int(args.max_mb * (1 << 20)))
+        agent.pipeline.recorder = recording
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: agent.request_stop())
+        log.info("recording %d streams to %s (rotating at %g MB); Ctrl-C stops",
+                 len(agent.streams), args.out, args.max_mb)
+        code = agent.run()
+        recording.close()
+        log.info("recorded %d lines", recording.lines)
+    return code
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from alertd.authoring.replay import replay
+
+    setup_logging(args.verbose, level=logging.CRITICAL)
+    try:
+        rules = load_rules(Path(args.rules), None)
+        notifiers = None
+        if args.send:
+            _, rules, notifiers = load_all(args.config, args.rules)
+    except LoadError as exc:
+        return _report(exc)
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"alertd: {path}: no such recording", file=sys.stderr)
+        return 1
+    alerts, counts, problems = replay(path, rules, state=Path(args.state) if args.state else None,
+                                      realtime=args.realtime, progress=sys.stderr)
+    for problem in problems[:20]:
+        print(problem, file=sys.stderr)
+    failed = 0
+    for alert in alerts:
+        print(f"[{','.join(alert.notify)}] {alert.title}\n    "
+              + alert.message.replace("\n", "\n    "))
+        for name in alert.notify if notifiers is not None else ():
+            try:
+                notifiers[name].send(alert.title, alert.message, alert.severity)
+            except Exception as exc:
+                failed += 1
+                print(f"    not sent to {name}: {exc}", file=sys.stderr)
+    print(f"replayed {counts['lines']} lines: {counts['frames']} frames, {counts['alerts']} "
+          f"alerts in {counts['messages']} messages"
+          + (" (sent)" if notifiers is not None else " (nothing sent; --send sends them)"))
+    return 1 if failed or problems else 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -251,6 +314,25 @@ def _parser() -> argparse.ArgumentParser:
                              "free: 450}.")
     explain.add_argument("--rules", required=True, metavar="DIR", help="folder of rule files")
     explain.add_argument("event", metavar="EVENT")
+    record = sub.add_parser("record", help="record every frame of the configured streams to a "
+                            "JSON-lines file (keys and addresses removed), for replay")
+    record.add_argument("--config", metavar="FILE", help="config file naming the accounts")
+    record.add_argument("--out", required=True, metavar="FILE", help="recording to append to")
+    record.add_argument("--max-mb", type=float, default=100.0, metavar="MB",
+                        help="rotate past this size (keeps 5 old files; default 100)")
+    record.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    replay = sub.add_parser("replay", help="run a recording through rules and print what "
+                            "would have been sent")
+    replay.add_argument("file", metavar="FILE")
+    replay.add_argument("--rules", required=True, metavar="DIR", help="folder of rule files")
+    replay.add_argument("--state", metavar="FILE", help="start from a copy of this state file "
+                        "(default: a fresh one)")
+    replay.add_argument("--realtime", action="store_true", help="at the recorded pace "
+                        "(default: as fast as it goes)")
+    replay.add_argument("--send", action="store_true", help="also send the alerts through the "
+                        "config's notifiers")
+    replay.add_argument("--config", metavar="FILE", help="config file (with --send)")
+    replay.add_argument("-v", "--verbose", action="store_true", help="show the core's log")
     schema = sub.add_parser("schema", help="print the JSON Schema of rule files or the config, "
                             "for editors", description="Save it next to your files and point "
                             "the YAML language server at it: "
@@ -260,12 +342,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--rules", metavar="DIR", help="rules to use (default: the examples)")
     demo.add_argument("--notify", action="append", default=[], metavar="URL",
                       help="also send each alert to this Apprise URL (repeatable)")
+    demo.add_argument("--record", metavar="FILE", help="also record the session, for "
+                      "alertd replay")
     demo.add_argument("-v", "--verbose", action="store_true", help="show the agent's log")
     return parser
 
 
 COMMANDS = ("run", "check", "demo", "status", "test", "explain", "notify-test", "schema",
-            "-h", "--help")
+            "record", "replay", "-h", "--help")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -288,6 +372,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_notify_test(args)
         if args.command == "schema":
             return cmd_schema(args)
+        if args.command == "record":
+            return cmd_record(args)
+        if args.command == "replay":
+            return cmd_replay(args)
         return cmd_run(args)
     except KeyboardInterrupt:
         return 130

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from alertd.agent import Agent
+from alertd.authoring.record import Recording
 from alertd.config import Account, Config
 from alertd.delivery.notify import Notifier, build_notifiers
 from alertd.delivery.outbox import Outbox
@@ -108,7 +109,7 @@ def sx_balances(usdc_total: str, usdc_locked: str = "0") -> dict[str, Any]:
 
 
 def run_demo(rules_dir: str | None = None, notify_urls: list[str] | None = None,
-             pause: float = 0.5) -> int:
+             pause: float = 0.5, record: str | None = None) -> int:
     """Play the scripted session; returns 0 when every expected alert arrived."""
     rules = load_rules(Path(rules_dir) if rules_dir else example_rules_dir(), None,
                        ["main", "desk"])
@@ -129,6 +130,8 @@ def run_demo(rules_dir: str | None = None, notify_urls: list[str] | None = None,
                               markets=("spot", "perps"))))
         settings = StreamSettings(down_after=2.0, backoff_first=0.3, backoff_max=1.0, tick=0.2)
         agent = Agent(config, rules, notifiers, settings=settings)
+        recording = Recording(Path(record)) if record else None
+        agent.pipeline.recorder = recording
         say(f"alertd demo: simulated DeltaDeFi and SoDEX on {sim.deltadefi_url.split('/acc')[0]},"
             f" {rules.summary()}")
         agent.start()
@@ -138,10 +141,13 @@ def run_demo(rules_dir: str | None = None, notify_urls: list[str] | None = None,
         finally:
             agent.stop()
         again = Agent(config, rules, notifiers, settings=settings)
+        again.pipeline.recorder = recording
         try:
             ok = _while_stopped(sim, again, consoles, pause) and ok
         finally:
             again.stop()
+            if recording is not None:
+                recording.close()
         return _summary((agent, again), consoles, ok)
 
 

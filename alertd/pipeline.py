@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from alertd import reports
+from alertd.authoring.record import Recording
 from alertd.decode import Drop, Validators, decode
 from alertd.delivery.outbox import Alert, Outbox
 from alertd.detect import Detector
@@ -123,6 +124,8 @@ class Pipeline:
         self.frames = 0
         self.alerts = 0
         self.messages = 0
+        self.recorder: Recording | None = None
+        """Set by `alertd record` and `demo --record`: every input is written there."""
         """Alerts queued for sending: rule alerts after grouping, notices, alertd's own."""
 
     def raw(self, src: Source, raw: bytes | str) -> list[Alert]:
@@ -152,6 +155,8 @@ class Pipeline:
         """Frames restated over REST after a gap: fills not seen before are announced, marked
         `caught_up`. On a stream never seen before, what happened before `watched_since` (when
         the catch-up began) is history, recorded quietly; the core commits it on its timer."""
+        if self.recorder is not None:
+            self.recorder.catch_up(src, frames, watched_since)
         quiet = None if self.store.source_known(src.key) else watched_since
         src = dataclasses.replace(src, catching_up=True)
         alerts: list[Alert] = []
@@ -164,6 +169,8 @@ class Pipeline:
         """Validate, normalise and process one decoded data frame. What it shows up to
         `quiet` (epoch seconds) is history; by default a snapshot on a stream that has
         recorded nothing yet is history entirely."""
+        if self.recorder is not None and not src.catching_up:
+            self.recorder.frame(src, frame)
         now = self.clock()
         try:
             exchange = EXCHANGES[src.exchange]
@@ -290,6 +297,8 @@ class Pipeline:
 
     def stream_status(self, src: Source, status: str, reason: str) -> list[Alert]:
         """Record a connection state change reported by a source."""
+        if self.recorder is not None:
+            self.recorder.status(src, status, reason)
         return self.observe(src, [StreamObs(status, reason, iso(None, self.clock()))])
 
     def observe(self, src: Source, observations: list[Observation], snapshot: bool = False,

@@ -227,3 +227,75 @@ def test_the_config_schema_accepts_the_readme_config_and_flags_a_bad_rate():
     assert list(validator.iter_errors(config)) == []
     config["notifiers"]["phone"]["rate"] = "20 per minute"
     assert list(validator.iter_errors(config))
+
+
+def test_a_recording_made_by_the_demo_replays_to_the_same_alerts(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    recording = tmp_path / "demo.jsonl"
+    demo = subprocess.run([sys.executable, "-m", "alertd", "demo", "--record", str(recording)],
+                          capture_output=True, text=True, timeout=120)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    lines = demo.stdout.splitlines()
+    shown = sorted((line.split("ALERT -> ", 1)[1].split(": ", 1)[0],
+                    line.split("ALERT -> ", 1)[1].split(": ", 1)[1], lines[i + 1].strip())
+                   for i, line in enumerate(lines) if "ALERT -> " in line)
+    assert main(["replay", str(recording), "--rules", str(ROOT / "rules")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    replayed = sorted((name, line.split("] ", 1)[1], out[i + 1].strip())
+                      for i, line in enumerate(out) if line.startswith("[")
+                      for name in line[1:].split("]", 1)[0].split(","))
+    assert replayed == shown and len(shown) > 10
+    assert out[-1].startswith("replayed ") and "nothing sent" in out[-1]
+
+
+def test_a_recording_holds_no_key_no_address_and_rotates_by_size(tmp_path):
+    from decimal import Decimal
+
+    from alertd.authoring.record import Recording
+    from alertd.normalise import Source
+    from alertd.redact import register_secret
+
+    register_secret("sk-live-SECRET-12345")
+    rec = Recording(tmp_path / "r.jsonl", max_bytes=400)
+    src = Source("desk", "sodex", "spot")
+    for n in range(6):
+        rec.frame(src, {"channel": "x", "note": "key sk-live-SECRET-12345",
+                        "user": "0xed3e79ef16a7890e6eaef2aa6373b6bec5d59d5c",
+                        "p": Decimal("60000.10"), "n": n})
+    rec.close()
+    files = sorted(tmp_path.glob("r.jsonl*"))
+    assert len(files) > 1 and (tmp_path / "r.jsonl.1").exists()
+    text = "".join(f.read_text() for f in files)
+    assert "SECRET" not in text and "0xed3e79ef" not in text
+    assert '"p":60000.10' in text  # numbers exactly as received
+
+
+def test_alertd_record_writes_the_streams_frames(tmp_path, sim):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import API_KEY, agent_config
+    from tests.frames import dd_balance
+    from tests.sinks import wait_for
+    from tests.test_faults import DD
+
+    cfg = agent_config(tmp_path, sim, {"hook": "json://127.0.0.1:9/"})
+    out = tmp_path / "rec.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "alertd", "record", "--config", str(cfg),
+                             "--out", str(out)], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TEST_DD_KEY": API_KEY})
+    try:
+        assert sim.wait_ready(DD, timeout=20)
+        sim.push_deltadefi(API_KEY, dd_balance("420"))
+        assert wait_for(lambda: out.exists() and "420" in out.read_text(), 10)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    text = out.read_text()
+    assert API_KEY not in text and API_KEY not in err
+    assert '"sub_type":"balance"' in text and '"catch_up":' in text

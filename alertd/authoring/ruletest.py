@@ -9,7 +9,6 @@ edge-triggering, reminders and reports behave exactly as in the daemon, with no 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from alertd.authoring.record import to_json
 from alertd.errors import LoadError, Problem
 from alertd.events import EVENT_KINDS, LEVEL_KINDS, Event, FieldType, fields_of
 from alertd.exchanges import EXCHANGES
@@ -74,6 +74,7 @@ class Sent:
     title: str
     message: str
     notify: tuple[str, ...]
+    severity: str = "info"
 
     def describe(self) -> str:
         return (f"rule {self.rule}, notify {','.join(self.notify)}, title {self.title!r}, "
@@ -262,18 +263,6 @@ def _expected(raw: Any, path: Path, line: int, problems: list[Problem]) -> Expec
     return Expected(line, want)
 
 
-def to_json(value: Any) -> str:
-    """YAML as JSON text, numbers written exactly as they were (no float on the way)."""
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(str(k))}:{to_json(v)}"
-                              for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ",".join(to_json(v) for v in value) + "]"
-    if isinstance(value, Decimal):
-        return str(value)
-    return json.dumps(value)
-
-
 def run_case(rules: RuleSet, case: Case) -> list[Sent]:
     """Feed a case's inputs, each at its time, to a fresh core; what the outbox holds after
     the longest group wait."""
@@ -303,15 +292,16 @@ def _tick(pipeline: Pipeline) -> None:
 def sent(store: Store) -> list[Sent]:
     out: list[Sent] = []
     last: tuple[Any, ...] | None = None
-    for created, notifier, rule, title, body in store.db.execute(
-            "SELECT created, notifier, rule, title, body FROM outbox ORDER BY id"):
+    for created, notifier, rule, title, body, severity in store.db.execute(
+            "SELECT created, notifier, rule, title, body, severity FROM outbox ORDER BY id"):
         key = (created, rule, title, body)
         if key == last and notifier not in out[-1].notify:
             prev = out[-1]
-            out[-1] = Sent(prev.rule, prev.title, prev.message, (*prev.notify, notifier))
+            out[-1] = Sent(prev.rule, prev.title, prev.message, (*prev.notify, notifier),
+                           severity)
             continue
         last = key
-        out.append(Sent(rule, title, body, (notifier,)))
+        out.append(Sent(rule, title, body, (notifier,), severity))
     return out
 
 
