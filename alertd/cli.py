@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -379,4 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_run(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `alertd test rules/ | head`: the reader left; so do we
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (no flush error at exit)
+        return 0
 

@@ -299,3 +299,13 @@ def test_alertd_record_writes_the_streams_frames(tmp_path, sim):
     text = out.read_text()
     assert API_KEY not in text and API_KEY not in err
     assert '"sub_type":"balance"' in text and '"catch_up":' in text
+
+
+def test_the_readme_rule_test_example_passes(tmp_path, capsys):
+    import shutil
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("**Rule tests: `alertd test FILE|DIR ...`.**", 1)[1]
+    write(tmp_path / "b.test.yaml", block.split("```yaml\n", 1)[1].split("```", 1)[0])
+    shutil.copy(ROOT / "rules" / "balances.yaml", tmp_path / "balances.yaml")
+    assert main(["test", str(tmp_path)]) == 0, capsys.readouterr().out
