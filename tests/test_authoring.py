@@ -309,3 +309,42 @@ def test_the_readme_rule_test_example_passes(tmp_path, capsys):
     write(tmp_path / "b.test.yaml", block.split("```yaml\n", 1)[1].split("```", 1)[0])
     shutil.copy(ROOT / "rules" / "balances.yaml", tmp_path / "balances.yaml")
     assert main(["test", str(tmp_path)]) == 0, capsys.readouterr().out
+
+
+def test_replay_sends_with_send_and_shows_progress_on_long_files(tmp_path, capsys):
+    import io
+
+    from alertd.authoring.record import Recording
+    from alertd.authoring.replay import replay
+    from alertd.normalise import Source
+    from alertd.rules import load_rules
+    from tests.sinks import HttpSink
+
+    rec = Recording(tmp_path / "rec.jsonl")
+    src = Source("main", "deltadefi", "spot")
+    for n in range(1200):
+        free = "450" if n % 2 else "900"
+        rec.frame(src, {"type": "Account", "sub_type": "balance",
+                        "balance": [{"asset": "ada", "asset_unit": "", "free": free,
+                                     "locked": "0"}]})
+    rec.close()
+    rules = write(tmp_path / "rules" / "r.yaml", RULES.replace("    message", "    group_wait: 0"
+                                                                 "\n    message")).parent
+    progress = io.StringIO()
+    alerts, counts, problems = replay(tmp_path / "rec.jsonl", load_rules(rules, None),
+                                      progress=progress)
+    assert problems == [] and counts["lines"] == 1200 and len(alerts) == 600
+    assert "replay: 1,000 of 1,200 lines (83%)" in progress.getvalue()
+    with HttpSink() as sink:
+        cfg = write(tmp_path / "alertd.yaml", f"""
+            accounts:
+              - {{name: main, exchange: deltadefi, api_key: k-1234567}}
+            notifiers:
+              phone: "{sink.url}"
+            """)
+        short = tmp_path / "short.jsonl"
+        short.write_text("\n".join((tmp_path / "rec.jsonl").read_text().splitlines()[:4]) + "\n")
+        assert main(["replay", str(short), "--rules", str(rules), "--send", "--config",
+                     str(cfg)]) == 0
+        assert sink.titles() == ["Low ada", "Low ada"]
+    assert capsys.readouterr().out.rstrip().endswith("2 alerts in 2 messages (sent)")

@@ -29,7 +29,7 @@ from alertd.yamlsrc import LDict, load_yaml
 FILE_KEYS = ("rule_files", "start", "tests")
 CASE_KEYS = ("name", "start", "input", "expect")
 INPUT_KEYS = ("at", "frame", "event", "exchange", "account", "market")
-EXPECT_KEYS = ("rule", "title", "message", "notify")
+EXPECT_KEYS = ("rule", "title", "message", "notify", "notifier")
 
 
 class Clock:
@@ -250,6 +250,7 @@ def _expected(raw: Any, path: Path, line: int, problems: list[Problem]) -> Expec
             problems.append(Problem(path, raw.line_of(key), f"unknown key '{key}'; an expected "
                                     f"alert has: {', '.join(EXPECT_KEYS)}"))
             continue
+        key = "notify" if key == "notifier" else key
         if key == "notify" and isinstance(value, list):
             value = ",".join(map(str, value))
         if isinstance(value, LDict) and set(value) == {"matches"}:
