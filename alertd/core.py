@@ -24,7 +24,7 @@ from alertd.store import StateWriteError, write_failure
 
 log = logging.getLogger("alertd")
 
-QUEUE_FRAMES = 1_000
+QUEUE_FRAMES = 200
 """Frames waiting for the core at most; past it a socket thread waits (TCP pushes back)."""
 IDLE_TICK = 1.0
 RETRY_WRITE = 5.0

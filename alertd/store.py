@@ -22,7 +22,7 @@ from pathlib import Path
 SCHEMA_VERSION = 1
 GROUP_COMMIT = 0.05
 ALERT_COMMIT = 0.005
-ORDER_CACHE = 10_000
+ORDER_CACHE = 2_000
 FORGET_AFTER = 30 * 86400.0
 """Finished orders and their fills are forgotten after this; older fills are never news."""
 STUCK_AFTER = 90 * 86400.0
