@@ -109,21 +109,51 @@ class SimRest:
 
     def _sodex(self, user: str, market: str, what: str,
                query: dict[str, str]) -> tuple[int, str]:
+        """The SDK's REST shapes (long keys, sodex-python-sdk `client/types.py`), built from
+        what was pushed in the stream's short keys."""
         key = (user.lower(), market)
         start, end = int(query.get("startTime", 0)), int(query.get("endTime", 2**62))
         with self._lock:
+            orders = list(self._sx_orders.get(key, {}).values())
             if what == "state":
-                data: Any = {"B": list(self._sx_balances.get(key, {}).values()),
-                             "P": list(self._sx_positions.get(key, {}).values())}
+                data: Any = {"user": user, "aid": 1, "uid": 1}
+            elif what == "balances":
+                data = {"balances": [
+                    {"id": b.get("i", 0), "coin": b.get("a"), "total": b.get("t", b.get("wb")),
+                     "locked": b.get("l", "0")}
+                    for b in self._sx_balances.get(key, {}).values()]}
+            elif what == "positions":
+                data = {"orders": [
+                    {"symbol": p.get("s"), "quantity": p.get("sz"), "entryPrice": p.get("ep"),
+                     "positionSide": p.get("ps") or "BOTH", "margin": p.get("iw"),
+                     "marginMode": "cross" if p.get("iw") is None else "isolated"}
+                    for p in self._sx_positions.get(key, {}).values()]}
+            elif what == "orders":
+                data = {"orders": [_sx_order(o) for o in orders
+                                   if str(o.get("X")).upper() in ("NEW", "PARTIALLY_FILLED")]}
             elif what == "orders/history":
-                data = [o for o in self._sx_orders.get(key, {}).values()
+                data = [_sx_order(o) for o in orders
                         if start <= int(o.get("E") or 0) <= end] or None
             elif what == "trades":
-                data = [t for t in self._sx_trades.get(key, [])
+                data = [_sx_trade(t) for t in self._sx_trades.get(key, [])
                         if start <= int(t.get("E") or 0) <= end] or None
             else:
                 return 404, '{"code":404,"message":"no such endpoint"}'
         return 200, json.dumps({"code": 0, "message": "ok", "data": data})
+
+
+def _sx_order(o: dict[str, Any]) -> dict[str, Any]:
+    return {"orderID": o.get("i"), "clOrdID": o.get("c", ""), "symbol": o.get("s"),
+            "side": o.get("S"), "type": o.get("o"), "timeInForce": o.get("f"),
+            "price": o.get("p"), "origQty": o.get("q"), "executedQty": o.get("z"),
+            "status": o.get("X"), "createdAt": o.get("E"), "updatedAt": o.get("E")}
+
+
+def _sx_trade(t: dict[str, Any]) -> dict[str, Any]:
+    return {"tradeID": t.get("t"), "orderID": t.get("i"), "clOrdID": t.get("c", ""),
+            "symbol": t.get("s"), "side": t.get("S"), "price": t.get("p"),
+            "quantity": t.get("q"), "fee": t.get("f"), "feeCoin": "", "time": t.get("E"),
+            "isMaker": t.get("m")}
 
 
 def _parsed(frame: Any) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from tests.conftest import API_KEY, USER, agent_config, running
 from tests.frames import dd_balance, dd_order, sx_trade
 from tests.sinks import HttpSink, wait_for
@@ -105,3 +107,45 @@ def test_rest_down_is_reported_retried_and_never_fatal(tmp_path, sim, rules_dir)
         finally:
             agent.stop(timeout=5)
     assert API_KEY not in repr(sink.posts)
+
+
+def test_sodex_rest_rows_in_the_sdk_s_long_keys_become_the_stream_s_pushes(tmp_path):
+    from alertd.exchanges.sodex.rest import balance_row, order_row, position_row, trade_row
+    from alertd.normalise import Source
+    from alertd.pipeline import Pipeline
+    from alertd.rules import load_rules
+    from alertd.store import Store
+    from tests.conftest import write
+
+    now = int(time.time() * 1000)
+    order = {"orderID": 7001, "clOrdID": "c-1", "symbol": "vBTC_vUSDC", "side": "BUY",
+             "type": "LIMIT", "timeInForce": "GTC", "price": "60000", "origQty": "0.5",
+             "executedQty": "0.2", "executedValue": "12000", "status": "PARTIALLY_FILLED",
+             "createdAt": now - 5000, "updatedAt": now}
+    trade = {"symbol": "vBTC_vUSDC", "tradeID": 901, "orderID": 7001, "clOrdID": "c-1",
+             "side": "BUY", "price": "60000", "quantity": "0.2", "fee": "0.6",
+             "feeCoin": "vUSDC", "time": now, "isMaker": False}
+    assert order_row(order) == {"i": 7001, "c": "c-1", "s": "vBTC_vUSDC", "S": "BUY",
+                                "o": "LIMIT", "f": "GTC", "p": "60000", "q": "0.5",
+                                "X": "PARTIALLY_FILLED", "z": "0.2", "E": now}
+    assert trade_row(trade)["t"] == 901 and trade_row(trade)["m"] is False
+    assert balance_row({"id": 0, "coin": "vUSDC", "total": "900", "locked": "100"}, "spot") == {
+        "i": 0, "a": "vUSDC", "t": "900", "l": "100"}
+    assert balance_row({"id": 0, "coin": "vUSDC", "total": "900", "locked": "0"}, "perps") == {
+        "i": 0, "a": "vUSDC", "wb": "900"}
+    assert position_row({"symbol": "BTC-USD", "quantity": "0.1", "entryPrice": "60000",
+                         "positionSide": "LONG", "marginMode": "isolated", "margin": "600"}) \
+        == {"s": "BTC-USD", "sz": "0.1", "ep": "60000", "ps": "LONG", "iw": "600"}
+    write(tmp_path / "rules" / "r.yaml", "rules:\n  - name: fills\n    on: fill\n"
+          "    notify: [t]\n    group_wait: 0\n    title: '{trade_id} {qty} {caught_up}'\n")
+    p = Pipeline(load_rules(tmp_path / "rules", ["t"]), Store(tmp_path / "s.db"))
+    src = Source("desk", "sodex", "spot")
+    earlier = {**order, "orderID": 6000, "status": "FILLED", "updatedAt": now - 60_000}
+    p.catch_up(src, [{"channel": "accountOrderUpdate", "type": "update",
+                      "data": [order_row(earlier)]}], time.time() - 60)  # known from here on
+    alerts = p.catch_up(src, [
+        {"channel": "accountOrderUpdate", "type": "update", "data": [order_row(order)]},
+        {"channel": "accountTrade", "type": "update", "data": [trade_row(trade)]}],
+        time.time())
+    assert [a.title for a in alerts] == ["vBTC_vUSDC:901 0.2 yes"]
+    assert sum(p.drops.counts.values()) == 0
