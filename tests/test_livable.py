@@ -361,3 +361,32 @@ def test_report_schedules_in_their_zone():
     assert parse_every('hour at ":15"').last(at(2026, 11, 23, 9, 10), berlin) == \
         at(2026, 11, 23, 8, 15)
     assert parse_every("6 hours").last(at(2026, 11, 23, 13, 5), berlin) == at(2026, 11, 23, 12)
+
+
+def test_quiet_hours_on_a_rule_hold_its_alerts_but_never_a_failure(tmp_path):
+    berlin = ZoneInfo("Europe/Berlin")
+    clock = Clock()
+    clock.now = dt.datetime(2026, 11, 23, 1, 0, tzinfo=berlin).timestamp()
+    p = pipeline(tmp_path, """
+rules:
+  - name: low
+    on: balance
+    when: {free: {lt: 500}}
+    notify: [t]
+    group_wait: 0
+    quiet: {from: "23:00", to: "07:00", tz: Europe/Berlin}
+    title: "low {asset}"
+  - name: very-low
+    on: balance
+    when: {free: {lt: 50}}
+    notify: [t]
+    group_wait: 0
+    severity: failure
+    quiet: {from: "23:00", to: "07:00", tz: Europe/Berlin}
+    title: "very low {asset}"
+""", clock)
+    p.raw(MAIN, dd_balance("20"))
+    p.flush()
+    rows = p.store.db.execute("SELECT title, held, next_at FROM outbox ORDER BY id").fetchall()
+    seven = dt.datetime(2026, 11, 23, 7, 0, tzinfo=berlin).timestamp()
+    assert sorted(rows) == [("low ada", 1, seven), ("very low ada", 0, clock.now)]
