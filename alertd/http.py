@@ -67,6 +67,7 @@ class Http:
 
     def __init__(self, timeout: float = 10.0) -> None:
         self.timeout = timeout
+        self._cancelled = False
         self._session = requests.Session()
         self._sockets = _Sockets()
         self._session.mount("http://", self._sockets)
@@ -75,6 +76,8 @@ class Http:
     def get(self, url: str, params: dict[str, Any] | None = None,
             headers: dict[str, str] | None = None) -> Any:
         where = redact_url(url)
+        if self._cancelled:
+            raise RestError(f"GET {where}: stopping")
         late = threading.Timer(self.timeout, self._sockets.cut)
         late.daemon = True
         late.start()
@@ -99,6 +102,12 @@ class Http:
             return _decoder.decode(body.decode("utf-8"))
         except (ValueError, RecursionError):
             raise RestError(f"GET {where}: the reply is not JSON") from None
+
+    def cancel(self) -> None:
+        """Cut the call in flight, and refuse new ones: alertd is stopping, and a slow REST
+        server must not hold the stop up to the call's deadline."""
+        self._cancelled = True
+        self._sockets.cut()
 
     def close(self) -> None:
         self._session.close()

@@ -62,6 +62,8 @@ class Stream:
         conn = self._conn
         if conn is not None:
             conn.abort()
+        if self._http is not None:
+            self._http.cancel()
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)

@@ -173,6 +173,25 @@ def test_an_endless_handshake_is_an_unreachable_stream_and_stop_is_prompt(tmp_pa
         assert time.monotonic() - started < 3
 
 
+def test_stop_cuts_a_rest_catch_up_that_drips(tmp_path, sim, rules_dir):
+    def drip(conn) -> None:
+        while True:
+            conn.sendall(b"H")
+            time.sleep(0.2)
+
+    with RawPeer(drip) as peer:
+        cfg = agent_config(tmp_path, sim, {"hook": "json://127.0.0.1:9/"}, markets="[spot]")
+        cfg.write_text(cfg.read_text().replace(sim.deltadefi_url, peer.url))
+        agent = build_agent(cfg, rules_dir)
+        agent.start()
+        try:
+            assert wait_for(lambda: peer.accepted >= 1, 10)  # the catch-up's first GET
+        finally:
+            started = time.monotonic()
+            agent.stop(timeout=8)
+        assert time.monotonic() - started < 3  # not the REST deadline (10 s) nor the grace
+
+
 def test_a_refused_message_is_counted_and_the_stream_heals(tmp_path, sim, rules_dir):
     with HttpSink() as sink:
         cfg = agent_config(tmp_path, sim, {"hook": sink.url}, markets="[spot]")
