@@ -20,8 +20,7 @@ from alertd.delivery.quiet import Quiet, QuietError, parse_quiet
 from alertd.delivery.ratelimit import Rate, RateError, parse_rate, service_rate
 from alertd.errors import LoadError, Problem
 from alertd.redact import register_notifier_url, register_secret
-from alertd.suggest import did_you_mean
-from alertd.yamlsrc import LDict, load_yaml
+from alertd.yamlsrc import LDict, load_yaml, unknown_keys
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -154,11 +153,7 @@ def load_config(path: Path, env: Mapping[str, str] | None = None,
         raise LoadError([Problem(path, getattr(data, "line", 1),
                                  "the config must be a mapping with 'accounts' and 'notifiers'")])
     expand = Expander(path, env, problems, secrets)
-    for key in data:
-        if key not in _TOP_KEYS:
-            problems.append(Problem(path, data.line_of(key), f"unknown key '{key}'"
-                                    f"{did_you_mean(key, _TOP_KEYS)}; "
-                                    f"expected one of: {', '.join(_TOP_KEYS)}"))
+    unknown_keys(data, _TOP_KEYS, path, problems)
     accounts = _accounts(path, data, expand, problems)
     notifiers, notifier_lines, options = _notifiers(path, data, expand, problems)
     state = data.get("state")
@@ -224,11 +219,7 @@ def _accounts(path: Path, data: LDict, expand: Expander,
             problems.append(Problem(path, line, "each account is a mapping with name and exchange"))
             continue
         allowed = ("name", "exchange", "api_key", "url", "user", "markets", "rest_url")
-        for key in item:
-            if key not in allowed:
-                problems.append(Problem(path, item.line_of(key), f"unknown account key '{key}'"
-                                        f"{did_you_mean(key, allowed)}; "
-                                        f"expected one of: {', '.join(allowed)}"))
+        unknown_keys(item, allowed, path, problems, "account")
         name = item.get("name")
         if not isinstance(name, str) or not _NAME.match(name):
             problems.append(Problem(path, item.line_of("name"),

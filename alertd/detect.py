@@ -26,6 +26,11 @@ from alertd.store import FORGET_AFTER, Store
 ZERO = Decimal(0)
 
 
+def level_subject(src: Source, kind: str, name: str = "") -> str:
+    """What edge-triggering tracks a level by: its stream, and the asset or symbol."""
+    return f"{src.key}/{kind}" + (f"/{name.lower()}" if name else "")
+
+
 class Detector:
     """Turns observations into events against the store; call inside a store transaction."""
 
@@ -139,7 +144,7 @@ class Detector:
         return first
 
     def _balance(self, src: Source, b: BalanceObs) -> list[Event]:
-        subject = f"{src.key}/balance/{b.asset.lower()}"
+        subject = level_subject(src, "balance", b.asset)
         prev = self.store.level(subject)
         prev_free = Decimal(prev[0]) if prev and prev[0] is not None else None
         prev_total = Decimal(prev[1]) if prev and prev[1] is not None else None
@@ -158,7 +163,7 @@ class Detector:
         return event
 
     def _position(self, src: Source, p: PositionObs) -> list[Event]:
-        subject = f"{src.key}/position/{p.symbol.lower()}"
+        subject = level_subject(src, "position", p.symbol)
         if p.hedge in ("long", "short"):
             subject += f"/{p.hedge}"
         prev = self.store.level(subject)
@@ -196,7 +201,7 @@ class Detector:
         if s.status == "invalid_messages":  # rate-limited upstream; each one is news
             return [Event("stream", f"{src.key}/invalid/{s.time}", {
                 **self._common(src, s.time), "status": s.status, "reason": s.reason})]
-        subject = f"{src.key}/stream"
+        subject = level_subject(src, "stream")
         prev = self.store.level(subject)
         prev_status = prev[0] if prev else None
         if prev_status == s.status:

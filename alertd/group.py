@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from alertd.delivery.outbox import Alert
-from alertd.events import FieldType, fields_of
+from alertd.delivery.outbox import Alert, highest
+from alertd.events import EVENT_KINDS, FieldType, fields_of
 from alertd.normalise import TERMINAL
 from alertd.store import Store
 from alertd.templates import one_line
@@ -28,7 +28,6 @@ DEFAULT_BY: dict[str, tuple[str, ...]] = {"fill": ("account", "order_id"),
                                           "order": ("account", "order_id")}
 LINE = 200
 """A listed alert's line is cut here, so a long group stays readable in a chat."""
-_RANK = {"info": 0, "success": 1, "warning": 2, "failure": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,15 +51,12 @@ def encode(alert: Alert) -> str:
 
 def decode(rule: str, text: str) -> Alert:
     data = json.loads(text)
-    types = fields_of(data["kind"]) if data["kind"] in _KINDS else {}
+    types = fields_of(data["kind"]) if data["kind"] in EVENT_KINDS else {}
     fields = {k: Decimal(v) if types.get(k) is FieldType.NUMBER and v is not None else v
               for k, v in data["fields"].items()}
     return Alert(rule=rule, kind=data["kind"], account=data["account"],
                  severity=data["severity"], title=data["title"], body=data["body"],
                  notify=tuple(data["notify"]), fields=fields)
-
-
-_KINDS = frozenset({"fill", "order", "balance", "points", "league", "position", "stream"})
 
 
 def total_fill(members: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
@@ -111,7 +107,7 @@ def combine(members: Sequence[Alert], render: Any = None, counted: bool = False)
     first = members[0]
     if len(members) == 1:
         return first
-    severity = max((m.severity for m in members), key=lambda s: _RANK.get(s, 0))
+    severity = highest(m.severity for m in members)
     if first.kind == "fill" and render is not None:
         total = total_fill([m.fields or {} for m in members])
         if total is not None:

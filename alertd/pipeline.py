@@ -124,9 +124,9 @@ class Pipeline:
         self.frames = 0
         self.alerts = 0
         self.messages = 0
+        """Alerts queued for sending: rule alerts after grouping, notices, alertd's own."""
         self.recorder: Recording | None = None
         """Set by `alertd record` and `demo --record`: every input is written there."""
-        """Alerts queued for sending: rule alerts after grouping, notices, alertd's own."""
 
     def raw(self, src: Source, raw: bytes | str) -> list[Alert]:
         """Decode and process one raw frame (what a socket delivers)."""

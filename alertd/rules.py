@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from alertd.conditions import ConditionError, Predicate, compile_when
+from alertd.delivery.outbox import SEVERITIES
 from alertd.delivery.quiet import Quiet, QuietError, parse_quiet
 from alertd.errors import LoadError, Problem
 from alertd.events import (
@@ -30,9 +31,8 @@ from alertd.group import DEFAULT_BY, DEFAULT_WAIT, Grouping
 from alertd.reports import Report, ReportError, parse_report
 from alertd.suggest import did_you_mean
 from alertd.templates import Template, TemplateError
-from alertd.yamlsrc import LDict, load_yaml
+from alertd.yamlsrc import LDict, load_yaml, unknown_keys
 
-SEVERITIES = ("info", "success", "warning", "failure")
 RULE_KEYS = ("name", "on", "accounts", "when", "rearm", "resolved", "repeat", "group_by",
              "group_wait", "quiet", "notify", "severity", "title", "message")
 MAX_GROUP_WAIT = 3600.0
@@ -185,15 +185,9 @@ def load_rule_files(files: Iterable[Path], notifiers: Iterable[str] | None,
         for i, item in enumerate(items):
             where = Problem(path, items.line_of(i), "")
             rule = _rule(item, where, known, account_names, problems)
-            if rule is None:
-                continue
-            if rule.name in first_seen:
-                prev = first_seen[rule.name]
-                problems.append(Problem(path, rule.line, f"duplicate rule name '{rule.name}' "
-                                        f"(first defined at {prev.file}:{prev.line})"))
-                continue
-            first_seen[rule.name] = Problem(path, rule.line, "")
-            rules.append(rule)
+            if rule is not None and _first(first_seen, "rule", rule.name, path, rule.line,
+                                           problems):
+                rules.append(rule)
     if problems:
         raise LoadError(problems)
     return RuleSet(rules, reports)
@@ -219,14 +213,21 @@ def _reports(path: Path, data: LDict, known: set[str] | None, seen: dict[str, Pr
         except ReportError as exc:
             problems.append(Problem(path, item.line_of(getattr(exc, "key", "name")), str(exc)))
             continue
-        if report.name in seen:
-            prev = seen[report.name]
-            problems.append(Problem(path, item.line, f"duplicate report name '{report.name}' "
-                                    f"(first defined at {prev.file}:{prev.line})"))
-            continue
-        seen[report.name] = Problem(path, item.line, "")
-        out.append(dataclasses.replace(report, file=str(path), line=item.line))
+        if _first(seen, "report", report.name, path, item.line, problems):
+            out.append(dataclasses.replace(report, file=str(path), line=item.line))
     return out
+
+
+def _first(seen: dict[str, Problem], what: str, name: str, path: Path, line: int,
+           problems: list[Problem]) -> bool:
+    """True where a name is first defined; a second definition is a problem naming both."""
+    if name in seen:
+        prev = seen[name]
+        problems.append(Problem(path, line, f"duplicate {what} name '{name}' (first defined "
+                                f"at {prev.file}:{prev.line})"))
+        return False
+    seen[name] = Problem(path, line, "")
+    return True
 
 
 def _rule(item: Any, where: Problem, notifiers: set[str] | None, accounts: set[str] | None,
@@ -240,10 +241,7 @@ def _rule(item: Any, where: Problem, notifiers: set[str] | None, accounts: set[s
     def bad(key: str, message: str, line: int | None = None) -> None:
         problems.append(Problem(path, line or item.line_of(key), message))
 
-    for key in item:
-        if key not in RULE_KEYS:
-            bad(key, f"unknown rule key '{key}'{did_you_mean(key, RULE_KEYS)}; expected one of: "
-                f"{', '.join(RULE_KEYS)}")
+    unknown_keys(item, RULE_KEYS, path, problems, "rule")
     name = item.get("name")
     if not isinstance(name, str) or not name.strip():
         bad("name", "every rule needs a 'name'")

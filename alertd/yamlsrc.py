@@ -7,6 +7,7 @@ as booleans, which is never what a rule author means.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import yaml
 
 from alertd.errors import LoadError, Problem
+from alertd.suggest import did_you_mean
 
 
 class LDict(dict):
@@ -91,6 +93,18 @@ def _construct_decimal(loader: _Loader, node: yaml.ScalarNode) -> Decimal | floa
 _Loader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+def unknown_keys(item: LDict, allowed: Sequence[str], path: Path | str,
+                 problems: list[Problem], what: str = "") -> None:
+    """A problem, with the likely meant key, for each key of `item` not in `allowed`:
+    `unknown {what} key 'notfy'; did you mean 'notify'?; expected one of: ...`."""
+    for key in item:
+        if key not in allowed:
+            problems.append(Problem(path, item.line_of(key), "unknown "
+                                    f"{what + ' ' if what else ''}key '{key}'"
+                                    f"{did_you_mean(key, allowed)}; expected one of: "
+                                    f"{', '.join(allowed)}"))
 
 
 def load_yaml(path: Path) -> Any:

@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
-from alertd.authoring.ruletest import Clock, Sent, sent
+from alertd.authoring.ruletest import Clock, Sent, sent, settle, tick
 from alertd.normalise import Source
 from alertd.pipeline import Pipeline
 from alertd.rules import RuleSet
@@ -64,8 +64,7 @@ def replay(path: Path, rules: RuleSet, *, state: Path | None = None, realtime: b
                 progress.flush()
         if progress is not None and total > PROGRESS_EVERY:
             progress.write(f"\rreplay: {n:,} of {total:,} lines (100%)\n")
-        clock.now += max((r.group.wait for r in rules.rules), default=0.0) + 1
-        pipeline.flush()
+        settle(pipeline, clock)
         out = sent(pipeline.store)
         counts = {"lines": n, "frames": pipeline.frames, "alerts": pipeline.alerts,
                   "messages": pipeline.messages}
@@ -74,9 +73,7 @@ def replay(path: Path, rules: RuleSet, *, state: Path | None = None, realtime: b
 
 
 def _feed(pipeline: Pipeline, entry: dict[str, Any]) -> None:
-    pipeline.flush()
-    pipeline.remind()
-    pipeline.reports()
+    tick(pipeline)
     src = entry["source"]
     if "frame" in entry:
         pipeline.frame(src, entry["frame"])
@@ -84,4 +81,4 @@ def _feed(pipeline: Pipeline, entry: dict[str, Any]) -> None:
         pipeline.catch_up(src, entry["catch_up"], float(entry["since"]))
     elif "status" in entry:
         pipeline.stream_status(src, str(entry["status"]), str(entry.get("reason", "")))
-    pipeline.flush()
+    tick(pipeline)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from alertd.authoring.record import to_json
+from alertd.detect import level_subject
 from alertd.errors import LoadError, Problem
 from alertd.events import EVENT_KINDS, LEVEL_KINDS, Event, FieldType, fields_of
 from alertd.exchanges import EXCHANGES
@@ -24,7 +25,7 @@ from alertd.normalise import Source, iso
 from alertd.pipeline import Pipeline
 from alertd.rules import TEST_SUFFIXES, RuleSet, duration, load_rule_files, rule_files
 from alertd.store import Store
-from alertd.yamlsrc import LDict, load_yaml
+from alertd.yamlsrc import LDict, load_yaml, unknown_keys
 
 FILE_KEYS = ("rule_files", "start", "tests")
 CASE_KEYS = ("name", "start", "input", "expect")
@@ -100,10 +101,7 @@ def load_tests(path: Path) -> tuple[RuleSet, list[Case]]:
     if not isinstance(data, LDict) or not isinstance(data.get("tests"), list):
         raise LoadError([Problem(path, getattr(data, "line", 1), "a rule test file holds "
                                  "'rule_files' (optional) and a 'tests:' list")])
-    for key in data:
-        if key not in FILE_KEYS:
-            problems.append(Problem(path, data.line_of(key), f"unknown key '{key}'; expected "
-                                    f"one of: {', '.join(FILE_KEYS)}"))
+    unknown_keys(data, FILE_KEYS, path, problems)
     names = data.get("rule_files")
     if names is None:
         files = rule_files(path.parent)
@@ -142,10 +140,7 @@ def _case(item: Any, path: Path, line: int, start: float,
         problems.append(Problem(path, line, "each test is a mapping with a 'name', 'input' "
                                 "and 'expect'"))
         return None
-    for key in item:
-        if key not in CASE_KEYS:
-            problems.append(Problem(path, item.line_of(key), f"unknown test key '{key}'; "
-                                    f"expected one of: {', '.join(CASE_KEYS)}"))
+    unknown_keys(item, CASE_KEYS, path, problems, "test")
     if "start" in item:
         start = _start(item["start"], path, item.line_of("start"), problems)
     case = Case(item["name"], line, start)
@@ -172,10 +167,7 @@ def _input(raw: Any, path: Path, line: int, at: float,
         problems.append(Problem(path, line, "each input has either 'frame' (as the exchange "
                                 "sends it) or 'event' (as rules see it)"))
         return None
-    for key in raw:
-        if key not in INPUT_KEYS:
-            problems.append(Problem(path, raw.line_of(key), f"unknown input key '{key}'; "
-                                    f"expected one of: {', '.join(INPUT_KEYS)}"))
+    unknown_keys(raw, INPUT_KEYS, path, problems, "input")
     if "at" in raw:
         seconds = 0.0 if str(raw["at"]).strip() in ("0", "0s") else duration(raw["at"])
         if seconds is None:
@@ -234,9 +226,7 @@ def _subject(kind: str, src: Source, fields: dict[str, Any]) -> str:
     if kind not in LEVEL_KINDS:
         return f"{src.key}/{kind}/{fields.get('trade_id') or fields.get('order_id') or ''}"
     what = {"balance": "asset", "position": "symbol"}.get(kind)
-    if what is None:
-        return f"{src.key}/stream"
-    return f"{src.key}/{kind}/{str(fields.get(what) or '').lower()}"
+    return level_subject(src, kind, str(fields.get(what) or "") if what else "")
 
 
 def _expected(raw: Any, path: Path, line: int, problems: list[Problem]) -> Expected | None:
@@ -244,11 +234,10 @@ def _expected(raw: Any, path: Path, line: int, problems: list[Problem]) -> Expec
         problems.append(Problem(path, line, f"each expected alert is a mapping of "
                                 f"{', '.join(EXPECT_KEYS)}"))
         return None
+    unknown_keys(raw, EXPECT_KEYS, path, problems)
     want: dict[str, str | re.Pattern[str]] = {}
     for key, value in raw.items():
         if key not in EXPECT_KEYS:
-            problems.append(Problem(path, raw.line_of(key), f"unknown key '{key}'; an expected "
-                                    f"alert has: {', '.join(EXPECT_KEYS)}"))
             continue
         key = "notify" if key == "notifier" else key
         if key == "notify" and isinstance(value, list):
@@ -272,22 +261,29 @@ def run_case(rules: RuleSet, case: Case) -> list[Sent]:
     pipeline.reports()
     for item in case.inputs:
         clock.now = case.start + item.at
-        _tick(pipeline)
+        tick(pipeline)
         if item.event is not None:
             item.event.fields["time"] = item.event.fields["time"] or iso(None, clock.now)
             pipeline.event(item.event)
         else:
             pipeline.raw(item.src, item.frame or "")
-        _tick(pipeline)
-    clock.now += max((r.group.wait for r in rules.rules), default=0.0) + 1
-    pipeline.flush()
+        tick(pipeline)
+    settle(pipeline, clock)
     return sent(pipeline.store)
 
 
-def _tick(pipeline: Pipeline) -> None:
+def tick(pipeline: Pipeline) -> None:
+    """What the daemon's timers do (commit and release groups, remind, report), at once: a
+    run on a fake clock calls it around every input."""
     pipeline.flush()
     pipeline.remind()
     pipeline.reports()
+
+
+def settle(pipeline: Pipeline, clock: Clock) -> None:
+    """Move the clock past the longest group wait and release what waited."""
+    clock.now += max((r.group.wait for r in pipeline.rules.rules), default=0.0) + 1
+    pipeline.flush()
 
 
 def sent(store: Store) -> list[Sent]:

@@ -17,8 +17,7 @@ from typing import Protocol
 import apprise
 
 from alertd.errors import LoadError, Problem
-from alertd.redact import redact_notifier_url as redact_url
-from alertd.redact import safe_text
+from alertd.redact import redact_notifier_url, safe_text
 
 TRUNCATED = "\n[… truncated by alertd]"
 SEND_TIMEOUT = 15.0
@@ -72,14 +71,15 @@ class AppriseNotifier:
         logger = logging.getLogger("apprise")
         propagate, logger.propagate = logger.propagate, False
         try:
-            for url, service in zip(self.urls, self._services.values(), strict=False):
+            for url in dict.fromkeys(self.urls):
+                service = self._services[target_of(url)]
                 with apprise.LogCapture(level=logging.DEBUG, fmt="%(message)s") as captured:
                     try:
                         self._send(service, title, body, "info")
                         problem = None
                     except DeliveryError as exc:
                         problem = plain_words(captured.getvalue(), str(exc))
-                out.append((redact_url(url), problem))
+                out.append((redact_notifier_url(url), problem))
         finally:
             logger.propagate = propagate
         return out
@@ -96,7 +96,7 @@ class AppriseNotifier:
         except Exception as exc:  # a plugin bug must not kill the worker
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
         if not result:
-            failed = [redact_url(r.url) for r in result if not r]
+            failed = [redact_notifier_url(r.url) for r in result if not r]
             raise DeliveryError("apprise reported failure" + (f" for {', '.join(failed)}"
                                                               if failed else ""))
 
@@ -151,8 +151,8 @@ def build_notifiers(notifiers: Mapping[str, tuple[str, ...]], config_path: Path 
             service = apprise.Apprise(asset=asset)
             if not service.add(url):
                 problems.append(Problem(config_path, line, (
-                    f"notifier '{name}': URL #{i} ({redact_url(url)}) loads no Apprise service; "
-                    "check its scheme and fields against the Apprise docs")))
+                    f"notifier '{name}': URL #{i} ({redact_notifier_url(url)}) loads no Apprise "
+                    "service; check its scheme and fields against the Apprise docs")))
                 continue
             services[target_of(url)] = service
         if not services:

@@ -9,13 +9,15 @@ digest with the others held with it; rows sent inside a digest are marked `folde
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from alertd.delivery.quiet import Quiet
 from alertd.store import Store
 
+SEVERITIES = ("info", "success", "warning", "failure")
+"""Apprise's notify types, least to most urgent."""
 LONGEST_WAIT = 600.0
 """No retry is set further ahead than this (the longest backoff is 5 min +50 % jitter)."""
 
@@ -157,6 +159,11 @@ class Outbox:
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
+
+
+def highest(severities: Iterable[str]) -> str:
+    """The most urgent of several (a group's or a digest's severity)."""
+    return max(severities, key=lambda s: SEVERITIES.index(s) if s in SEVERITIES else 0)
 
 
 def _ids(ids: int | Sequence[int]) -> list[int]:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from alertd.delivery.outbox import highest
 from alertd.templates import one_line
 
 DIGEST_MAX = 50
@@ -120,7 +121,6 @@ def digest(items: Sequence[tuple[str, str, str]], *, held: bool,
     """Title, body and severity of one message for several alerts (title, body, severity):
     the count and why they come together, then a short line each."""
     why = "held in quiet hours" if held else f"over the rate limit of {rate}"
-    rank = ("info", "success", "warning", "failure")
-    severity = max((s for _, _, s in items), key=lambda s: rank.index(s) if s in rank else 0)
+    severity = highest(s for _, _, s in items)
     body = "\n".join(one_line(title, text) for title, text, _ in items)
     return f"{len(items)} alerts ({why})", body, severity
