@@ -1,3 +1,3 @@
-from alertd.cli import main
+from alertd.cli.main import main
 
 raise SystemExit(main())

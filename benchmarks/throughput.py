@@ -25,12 +25,12 @@ from pathlib import Path
 
 import websocket
 
-from alertd.agent import Agent
-from alertd.config import Account, Config
+from alertd.config.load import Account, Config
 from alertd.delivery.notify import build_notifiers
-from alertd.rules import load_rules
-from alertd.simulator import raw_handshake
-from alertd.streams import StreamSettings
+from alertd.ingest.stream import StreamSettings
+from alertd.rules.load import load_rules
+from alertd.runtime.agent import Agent
+from alertd.sim.simulator import raw_handshake
 
 SYMBOLS = [f"SYM{i}USDM" for i in range(20)]
 KEY = "bench-key-0000"

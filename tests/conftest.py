@@ -4,17 +4,18 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from alertd.config import load_config
+from alertd.config.load import load_config
 from alertd.delivery.notify import build_notifiers
-from alertd.rules import load_rules
-from alertd.simulator import Simulator
-from alertd.streams import StreamSettings
+from alertd.ingest.stream import StreamSettings
+from alertd.rules.load import load_rules
+from alertd.sim.simulator import Simulator
 from tests.sinks import HttpSink, SmtpSink
 
 API_KEY = "sk-live-TOPSECRET-4242"
@@ -22,6 +23,17 @@ USER = "0xed3e79ef16a7890e6eaef2aa6373b6bec5d59d5c"
 FAST = StreamSettings(connect_timeout=3, ping_every=0.5, idle_timeout=3, ack_timeout=3,
                       backoff_first=0.1, backoff_max=0.5, stable_after=30, refused_backoff=2,
                       down_after=1.0, tick=0.1)
+
+
+@pytest.fixture(params=["UTC", "Europe/Berlin", "Pacific/Kiritimati", "America/Los_Angeles"])
+def local_zone(request, monkeypatch) -> Iterator[str]:
+    """Runs a test under each of several local time zones (the machine's TZ), so a result that
+    leans on the zone CI happens to run in fails here first."""
+    monkeypatch.setenv("TZ", request.param)
+    time.tzset()
+    yield request.param
+    monkeypatch.undo()
+    time.tzset()
 
 
 @pytest.fixture
@@ -65,7 +77,7 @@ def agent_config(tmp: Path, sim: Simulator, notifiers: dict[str, str | list[str]
 def build_agent(config_path: Path, rules_dir: Path, env: dict[str, str] | None = None,
                 settings: StreamSettings = FAST):
     """An agent on these files, which `reload()` reads again, as SIGHUP would."""
-    from alertd.agent import Agent
+    from alertd.runtime.agent import Agent
 
     def load():
         config = load_config(config_path, env={"TEST_DD_KEY": API_KEY, **(env or {})})

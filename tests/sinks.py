@@ -118,7 +118,7 @@ class RawPeer:
 
     @staticmethod
     def handshake_then_silence(conn: socket.socket) -> None:
-        from alertd.simulator import raw_handshake
+        from alertd.sim.simulator import raw_handshake
 
         raw_handshake(conn)
 

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from alertd.authoring.ruletest import parse_event
-from alertd.conditions import why_not
-from alertd.errors import LoadError, Problem
-from alertd.evaluate import render
-from alertd.events import Event, fields_of
-from alertd.normalise import Source
-from alertd.rules import RuleSet
-from alertd.yamlsrc import LDict, load_yaml
+from alertd.common.errors import LoadError, Problem
+from alertd.common.yamlsrc import LDict, load_yaml
+from alertd.domain.events import Event, fields_of
+from alertd.domain.observations import Source
+from alertd.rules.conditions import why_not
+from alertd.rules.evaluate import render
+from alertd.rules.load import RuleSet
 
 
 def load_event(path: Path) -> Event:

@@ -18,8 +18,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from alertd.normalise import Source
-from alertd.redact import scrub
+from alertd.common.redact import scrub
+from alertd.domain.observations import Source
 
 ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 KEEP = 5

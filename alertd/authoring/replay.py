@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from alertd.authoring.ruletest import Clock, Sent, sent, settle, tick
-from alertd.normalise import Source
-from alertd.pipeline import Pipeline
-from alertd.rules import RuleSet
-from alertd.store import Store
+from alertd.domain.observations import Source
+from alertd.rules.load import RuleSet
+from alertd.runtime.pipeline import Pipeline
+from alertd.storage.store import Store
 
 PROGRESS_EVERY = 1000
 

@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from alertd.authoring.record import to_json
-from alertd.detect import level_subject
-from alertd.errors import LoadError, Problem
-from alertd.events import EVENT_KINDS, LEVEL_KINDS, Event, FieldType, fields_of
+from alertd.common.errors import LoadError, Problem
+from alertd.common.yamlsrc import LDict, load_yaml, unknown_keys
+from alertd.detect.detector import level_subject
+from alertd.domain.events import EVENT_KINDS, LEVEL_KINDS, Event, FieldType, fields_of
+from alertd.domain.observations import Source, iso
 from alertd.exchanges import EXCHANGES
-from alertd.normalise import Source, iso
-from alertd.pipeline import Pipeline
-from alertd.rules import TEST_SUFFIXES, RuleSet, duration, load_rule_files, rule_files
-from alertd.store import Store
-from alertd.yamlsrc import LDict, load_yaml, unknown_keys
+from alertd.rules.load import TEST_SUFFIXES, RuleSet, duration, load_rule_files, rule_files
+from alertd.runtime.pipeline import Pipeline
+from alertd.storage.store import Store
 
 FILE_KEYS = ("rule_files", "start", "tests")
 CASE_KEYS = ("name", "start", "input", "expect")

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from alertd.conditions import OPERATORS
-from alertd.events import EVENT_KINDS, LEVEL_KINDS, FieldType, fields_of
-from alertd.reports import REPORT_KEYS, SECTIONS, WEEKDAYS
-from alertd.rules import RULE_KEYS, SEVERITIES
+from alertd.domain.events import EVENT_KINDS, LEVEL_KINDS, FieldType, fields_of
+from alertd.rules.conditions import OPERATORS
+from alertd.rules.load import RULE_KEYS, SEVERITIES
+from alertd.shaping.reports import REPORT_KEYS, SECTIONS, WEEKDAYS
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 DURATION = {"type": ["string", "number"], "pattern": r"^\s*\d+(\.\d+)?\s*[smhd]?\s*$"}
@@ -108,7 +108,7 @@ def rules_schema() -> dict[str, Any]:
 
 
 def config_schema() -> dict[str, Any]:
-    from alertd.config import _TOP_KEYS
+    from alertd.config.load import _TOP_KEYS
     from alertd.exchanges import EXCHANGES
 
     account = {"type": "object", "required": ["name", "exchange"],

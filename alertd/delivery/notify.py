@@ -16,8 +16,8 @@ from typing import Protocol
 
 import apprise
 
-from alertd.errors import LoadError, Problem
-from alertd.redact import redact_notifier_url, safe_text
+from alertd.common.errors import LoadError, Problem
+from alertd.common.redact import redact_notifier_url, safe_text
 
 TRUNCATED = "\n[… truncated by alertd]"
 SEND_TIMEOUT = 15.0

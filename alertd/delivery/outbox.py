@@ -9,32 +9,16 @@ digest with the others held with it; rows sent inside a digest are marked `folde
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from alertd.delivery.quiet import Quiet
-from alertd.store import Store
+from alertd.domain.alerts import Alert
+from alertd.domain.quiet import Quiet
+from alertd.storage.store import Store
 
-SEVERITIES = ("info", "success", "warning", "failure")
-"""Apprise's notify types, least to most urgent."""
 LONGEST_WAIT = 600.0
 """No retry is set further ahead than this (the longest backoff is 5 min +50 % jitter)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    """A rendered alert, before it is fanned out to its notifiers."""
-
-    rule: str
-    kind: str
-    account: str
-    severity: str
-    title: str
-    body: str
-    notify: tuple[str, ...]
-    fields: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
-    """The event behind a rule's alert, for grouping; None for notices and alertd's own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,11 +143,6 @@ class Outbox:
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
-
-
-def highest(severities: Iterable[str]) -> str:
-    """The most urgent of several (a group's or a digest's severity)."""
-    return max(severities, key=lambda s: SEVERITIES.index(s) if s in SEVERITIES else 0)
 
 
 def _ids(ids: int | Sequence[int]) -> list[int]:

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from alertd.delivery.outbox import highest
-from alertd.templates import one_line
+from alertd.domain.alerts import highest
+from alertd.domain.templates import one_line
 
 DIGEST_MAX = 50
 """Alerts per digest: 50 lines of at most 200 characters fit every service's message size."""

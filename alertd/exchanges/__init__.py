@@ -16,12 +16,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from alertd.config import Account, Expander
-from alertd.errors import Problem
+from alertd.common.errors import Problem
+from alertd.common.expand import Expander
+from alertd.common.yamlsrc import LDict
+from alertd.domain.account import Account
+from alertd.domain.observations import Observation
 from alertd.exchanges import deltadefi, sodex
 from alertd.exchanges.common import WINDOW, CatchUp, SubscriptionRefused
-from alertd.normalise import Observation
-from alertd.yamlsrc import LDict
 
 __all__ = ["EXCHANGES", "WINDOW", "CatchUp", "Exchange", "StreamProtocol",
            "SubscriptionRefused", "catch_up_for", "protocols_for"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
-from alertd.http import Http, RestError
+from alertd.transport.http import Http, RestError
 
 WINDOW = 24 * 3600.0
 """How far back a catch-up looks: a fill older than this is not announced after a gap."""

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from alertd.config import Account
+from alertd.domain.account import Account
+from alertd.domain.observations import Observation
 from alertd.exchanges.deltadefi import account
 from alertd.exchanges.deltadefi.normalise import normalise
 from alertd.exchanges.deltadefi.rest import DeltaDefiCatchUp
 from alertd.exchanges.deltadefi.schema import SCHEMAS
 from alertd.exchanges.deltadefi.stream import DeltaDefiProtocol
-from alertd.normalise import Observation
 
 
 class DeltaDefi:

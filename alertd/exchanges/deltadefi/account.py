@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alertd.config import Account, Expander
-from alertd.errors import Problem
-from alertd.redact import SecretURL, register_secret
-from alertd.yamlsrc import LDict
+from alertd.common.errors import Problem
+from alertd.common.expand import Expander
+from alertd.common.redact import SecretURL, register_secret
+from alertd.common.yamlsrc import LDict
+from alertd.domain.account import Account
 
 DEFAULT_URL = "wss://api.deltadefi.io/accounts/stream"
 

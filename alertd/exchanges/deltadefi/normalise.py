@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from alertd.normalise import (
+from alertd.domain.observations import (
     BalanceObs,
     FillObs,
     Observation,

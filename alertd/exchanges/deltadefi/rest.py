@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from alertd.config import Account
+from alertd.domain.account import Account
+from alertd.domain.observations import epoch
 from alertd.exchanges.common import MAX_FILLS, Budget, items
 from alertd.exchanges.deltadefi.account import rest_base
 from alertd.exchanges.deltadefi.normalise import dd_order_id
-from alertd.http import Http
-from alertd.normalise import epoch
+from alertd.transport.http import Http
 
 PAGE = 250
 PAGES = 4

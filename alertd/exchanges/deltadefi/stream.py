@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from alertd.config import Account
+from alertd.common.redact import SecretURL
+from alertd.domain.account import Account
+from alertd.domain.observations import Source
 from alertd.exchanges.deltadefi.account import stream_url
-from alertd.normalise import Source
-from alertd.redact import SecretURL
 
 
 class DeltaDefiProtocol:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from alertd.config import Account
+from alertd.domain.account import Account
+from alertd.domain.observations import Observation
 from alertd.exchanges.sodex import account
 from alertd.exchanges.sodex.normalise import normalise
 from alertd.exchanges.sodex.rest import SodexCatchUp
 from alertd.exchanges.sodex.schema import SCHEMAS
 from alertd.exchanges.sodex.stream import SodexProtocol
-from alertd.normalise import Observation
 
 PER_MARKET = ("accountUpdate", "accountState")
 """Channels whose shape differs between spot and perps: their schema key adds the market."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from alertd.config import Account, Expander
-from alertd.errors import Problem
-from alertd.redact import SecretURL
-from alertd.yamlsrc import LDict
+from alertd.common.errors import Problem
+from alertd.common.expand import Expander
+from alertd.common.redact import SecretURL
+from alertd.common.yamlsrc import LDict
+from alertd.domain.account import Account
 
 DEFAULT_URL = "wss://mainnet-gw.sodex.dev/ws"
 MARKETS = ("spot", "perps")

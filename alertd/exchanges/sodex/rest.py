@@ -8,10 +8,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from alertd.config import Account
+from alertd.common.redact import safe_text
+from alertd.domain.account import Account
 from alertd.exchanges.common import MAX_FILLS, Budget, items
-from alertd.http import Http, RestError
-from alertd.redact import safe_text
+from alertd.transport.http import Http, RestError
 
 
 class SodexCatchUp:

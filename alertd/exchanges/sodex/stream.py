@@ -7,11 +7,11 @@ import json
 import logging
 from typing import Any
 
-from alertd.config import Account
+from alertd.common.redact import SecretURL, safe_text
+from alertd.domain.account import Account
+from alertd.domain.observations import Source
 from alertd.exchanges.common import SubscriptionRefused
 from alertd.exchanges.sodex.account import stream_url
-from alertd.normalise import Source
-from alertd.redact import SecretURL, safe_text
 
 log = logging.getLogger("alertd.stream")
 

@@ -1,0 +1,67 @@
+"""`alertd status`: what the running agent last recorded in its state file.
+
+It only reads, so it is safe next to a running agent (SQLite WAL lets readers in).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from alertd.delivery.outbox import counts as outbox_counts
+from alertd.storage.store import lock_holder
+
+
+def _ago(ts: float | None, now: float) -> str:
+    if ts is None:
+        return "never"
+    when = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return f"{when} ({now - ts:.0f} s ago)"
+
+
+def report(state_path: Path, out: TextIO | None = None, now: float | None = None) -> int:
+    """Print streams, outbox counts and dropped frames; 1 if there is no state file yet."""
+    out = sys.stdout if out is None else out
+    if not state_path.is_file():
+        print(f"{state_path}: no state file yet; has alertd run with this config?", file=out)
+        return 1
+    now = time.time() if now is None else now
+    db = sqlite3.connect(f"file:{state_path}?mode=ro", uri=True)
+    try:
+        health = db.execute("SELECT source, exchange, state, last_frame, connects, updated "
+                            "FROM health ORDER BY source").fetchall()
+        per_notifier = outbox_counts(db)
+        drops = db.execute("SELECT source, reason, count, example FROM drops "
+                           "ORDER BY source, reason").fetchall()
+    finally:
+        db.close()
+    updated = max((row[5] for row in health), default=None)
+    holder = lock_holder(state_path)
+    print(f"state: {state_path}, last written by alertd: {_ago(updated, now)}", file=out)
+    print(f"alertd: running (pid {holder})" if holder else "alertd: not running", file=out)
+    if updated is not None and now - updated > 60:
+        print("  (not updated for over a minute: " + (
+            "alertd runs but cannot write its state file? disk full or read-only; see its log)"
+            if holder else "is alertd running?)"), file=out)
+    print("streams:", file=out)
+    for source, exchange, state, last_frame, connects, _ in health:
+        print(f"  {source:<24} {exchange:<10} {state:<13} last frame {_ago(last_frame, now)}, "
+              f"{connects} connects", file=out)
+    if not health:
+        print("  none recorded yet", file=out)
+    print("outbox (alerts per notifier; folded: sent inside a digest):", file=out)
+    for notifier, c in per_notifier.items():
+        print(f"  {notifier:<24} pending {c['pending']:<6} delivered {c['delivered']:<8} "
+              f"folded {c['folded']:<6} dead {c['dead']}", file=out)
+    if not per_notifier:
+        print("  no alerts yet", file=out)
+    print("rejected frames:", file=out)
+    for source, reason, n, example in drops:
+        print(f"  {source:<24} {reason:<15} {n:<8} e.g. {example}", file=out)
+    if not drops:
+        print("  none", file=out)
+    return 0

@@ -1,0 +1,243 @@
+"""Observations + remembered state → events: the stage that makes alerts exact.
+
+A fill is announced once however often its frame is re-sent, a status or league only when it
+differs from the last one known, and a snapshot only where it shows something new.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+
+from alertd.domain.events import LEAGUES, Event
+from alertd.domain.observations import (
+    BalanceObs,
+    FillObs,
+    Observation,
+    OrderObs,
+    PointsObs,
+    PositionObs,
+    Source,
+    StreamObs,
+    epoch,
+)
+from alertd.storage.store import FORGET_AFTER, Store
+
+ZERO = Decimal(0)
+
+
+def level_subject(src: Source, kind: str, name: str = "") -> str:
+    """What edge-triggering tracks a level by: its stream, and the asset or symbol."""
+    return f"{src.key}/{kind}" + (f"/{name.lower()}" if name else "")
+
+
+class Detector:
+    """Turns observations into events against the store; call inside a store transaction."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._looked_at: set[str] = set()
+        self.levels: dict[str, Event] = {}
+        """The last balance and position event per subject, for rules a reload adds."""
+
+    def observe(self, src: Source, obs: Observation, quiet: float | None = None) -> list[Event]:
+        """Events in one observation. With `quiet` (an epoch time) it is a first look at a
+        stream's history: what happened up to then is recorded, not announced, since it
+        happened before alertd watched; a fill stamped later is still news."""
+        if isinstance(obs, OrderObs):
+            return self._order(src, obs, quiet)
+        if isinstance(obs, FillObs):
+            return self._trade(src, obs, quiet)
+        if isinstance(obs, BalanceObs):
+            return self._balance(src, obs)
+        if isinstance(obs, PositionObs):
+            return self._position(src, obs)
+        if isinstance(obs, PointsObs):
+            return self._points(src, obs)
+        return self._stream(src, obs)
+
+    def _common(self, src: Source, time: str) -> dict[str, object]:
+        return {"account": src.account, "exchange": src.exchange, "market": src.market,
+                "time": time}
+
+    def _fill_event(self, src: Source, f: FillObs, filled: Decimal, order_qty: Decimal | None,
+                    complete: bool) -> Event:
+        return Event("fill", f"{src.key}/{f.trade_id}", {
+            **self._common(src, f.time), "order_id": f.order_id, "trade_id": f.trade_id,
+            "symbol": f.symbol, "side": f.side, "price": f.price, "qty": f.qty,
+            "quote_qty": f.quote_qty, "fee": f.fee, "fee_asset": f.fee_asset, "role": f.role,
+            "filled_qty": filled, "order_qty": order_qty, "complete": complete,
+            "caught_up": src.catching_up, "fills": 1})
+
+    def _order(self, src: Source, o: OrderObs, quiet: float | None) -> list[Event]:
+        known = self.store.order(src.key, o.order_id)
+        prev_status, _, announced, credit = known or (None, None, ZERO, ZERO)
+        events: list[Event] = []
+        if o.fills is not None:
+            announced, credit, events = self._records(src, o, announced, credit, quiet)
+        if o.status != prev_status and quiet is None and not _stale(o.time, self.store.clock()):
+            events.append(Event("order", f"{src.key}/{o.order_id}", {
+                **self._common(src, o.time), "order_id": o.order_id, "symbol": o.symbol,
+                "side": o.side, "type": o.type, "status": o.status,
+                "previous_status": prev_status, "price": o.price, "qty": o.qty,
+                "filled_qty": o.filled_qty}))
+        state = (o.status, o.qty, announced, credit)
+        if known != state:  # a re-sent frame writes nothing
+            self.store.put_order(src.key, o.order_id, state)
+        return events
+
+    def _records(self, src: Source, o: OrderObs, announced: Decimal, credit: Decimal,
+                 quiet: float | None) -> tuple[Decimal, Decimal, list[Event]]:
+        """DeltaDeFi fills: one per new execution record, sized exactly.
+
+        When `executed_base_qty` runs ahead of the records, the difference is announced at
+        once as a derived fill and kept as credit; the records that arrive later pay that
+        credit off first and are announced only for what the derived fill did not cover, so
+        the fills announced always add up to what the order executed.
+        """
+        records = o.fills or []
+        executed = max(o.filled_qty or ZERO, sum((f.qty for f in records), ZERO))
+        out: list[tuple[FillObs, Decimal]] = []
+        for f in sorted(records, key=lambda f: (f.ts or 0.0, f.trade_id)):
+            if self.store.fill_seen(src.key, f.trade_id, o.order_id):
+                continue
+            covered = min(credit, f.qty)
+            credit -= covered
+            if f.qty > covered:
+                out.append((_part(f, f.qty - covered), announced + f.qty - covered))
+                announced += f.qty - covered
+        if executed > announced:
+            qty = executed - announced
+            derived = FillObs(
+                trade_id=f"{o.order_id}@{executed}", order_id=o.order_id, symbol=o.symbol,
+                side=o.side, price=o.avg_price, qty=qty,
+                quote_qty=None if o.avg_price is None else o.avg_price * qty, fee=None,
+                fee_asset=None, role=None, time=o.time)
+            if not self.store.fill_seen(src.key, derived.trade_id, o.order_id):
+                out.append((derived, executed))
+            credit += qty
+            announced = executed
+        done = o.status == "filled"
+        return announced, credit, [
+            self._fill_event(src, f, filled, o.qty,
+                             (o.qty is not None and filled >= o.qty)
+                             or (done and filled >= executed))
+            for f, filled in out if not _history(f, quiet, self.store.clock())]
+
+    def _trade(self, src: Source, f: FillObs, quiet: float | None) -> list[Event]:
+        """SoDEX accountTrade: the fill itself; progress comes from the order's fills so far."""
+        if self.store.fill_seen(src.key, f.trade_id, f.order_id):
+            return []
+        status, order_qty, announced, credit = self.store.order(src.key, f.order_id) or (
+            None, None, ZERO, ZERO)
+        announced += f.qty
+        self.store.put_order(src.key, f.order_id, (status, order_qty, announced, credit))
+        if _history(f, quiet, self.store.clock()):
+            return []
+        complete = order_qty is not None and announced >= order_qty
+        return [self._fill_event(src, f, announced, order_qty, complete)]
+
+    def _first_look(self, subject: str) -> bool:
+        """True the first time a level subject is seen in this process (after a restart too)."""
+        first = subject not in self._looked_at
+        self._looked_at.add(subject)
+        return first
+
+    def _balance(self, src: Source, b: BalanceObs) -> list[Event]:
+        subject = level_subject(src, "balance", b.asset)
+        prev = self.store.level(subject)
+        prev_free = Decimal(prev[0]) if prev and prev[0] is not None else None
+        prev_total = Decimal(prev[1]) if prev and prev[1] is not None else None
+        changed = prev is None or (prev_free, prev_total) != (b.free, b.total)
+        if not self._first_look(subject) and not changed:
+            return []
+        if changed:
+            self.store.put_level(subject, b.free, b.total, b.locked)
+        return [self._level(Event("balance", subject, {
+            **self._common(src, b.time), "asset": b.asset, "free": b.free, "locked": b.locked,
+            "total": b.total, "previous_free": prev_free, "previous_total": prev_total},
+            changed=changed))]
+
+    def _level(self, event: Event) -> Event:
+        self.levels[event.subject] = event
+        return event
+
+    def _position(self, src: Source, p: PositionObs) -> list[Event]:
+        subject = level_subject(src, "position", p.symbol)
+        if p.hedge in ("long", "short"):
+            subject += f"/{p.hedge}"
+        prev = self.store.level(subject)
+        prev_size = Decimal(prev[0]) if prev and prev[0] is not None else None
+        changed = prev is None or prev_size != p.size or prev[2] != p.side
+        if not self._first_look(subject) and not changed:
+            return []
+        if changed:
+            self.store.put_level(subject, p.size, p.entry_price, p.side)
+        return [self._level(Event("position", subject, {
+            **self._common(src, p.time), "symbol": p.symbol, "size": p.size,
+            "previous_size": prev_size, "entry_price": p.entry_price, "side": p.side,
+            "margin_mode": p.margin_mode}, changed=changed))]
+
+    def _points(self, src: Source, p: PointsObs) -> list[Event]:
+        subject = f"{src.account}/points"
+        prev = self.store.level(subject)
+        prev_total = Decimal(prev[0]) if prev and prev[0] is not None else None
+        prev_league = prev[1] if prev else None
+        if prev_total == p.total and prev_league == p.league:
+            return []
+        self.store.put_level(subject, p.total, p.league)
+        common = self._common(src, p.time)
+        events = [Event("points", subject, {
+            **common, "delta": p.delta, "total": p.total, "season_points": p.season_points,
+            "source_type": p.source_type, "source_ref": p.source_ref, "league": p.league})]
+        if prev_league is not None and prev_league != p.league:
+            events.append(Event("league", f"{src.account}/league", {
+                **common, "league": p.league, "previous": prev_league,
+                "direction": _direction(prev_league, p.league), "total": p.total,
+                "season_points": p.season_points}))
+        return events
+
+    def _stream(self, src: Source, s: StreamObs) -> list[Event]:
+        if s.status == "invalid_messages":  # rate-limited upstream; each one is news
+            return [Event("stream", f"{src.key}/invalid/{s.time}", {
+                **self._common(src, s.time), "status": s.status, "reason": s.reason})]
+        subject = level_subject(src, "stream")
+        prev = self.store.level(subject)
+        prev_status = prev[0] if prev else None
+        if prev_status == s.status:
+            return []
+        self.store.put_level(subject, s.status, s.reason)
+        if prev_status is None and s.status == "connected":
+            return []
+        return [Event("stream", subject, {**self._common(src, s.time), "status": s.status,
+                                          "reason": s.reason})]
+
+
+def _history(f: FillObs, quiet: float | None, now: float) -> bool:
+    """A fill up to `quiet`, or older than housekeeping keeps fills (its order may have been
+    forgotten, so the exchange restating it must not make it news again)."""
+    if _stale(f.ts if f.ts is not None else f.time, now):
+        return True
+    return quiet is not None and (f.ts is None or f.ts <= quiet)
+
+
+def _stale(when: str | float | None, now: float) -> bool:
+    stamped = epoch(when) if isinstance(when, str) else when
+    return stamped is not None and stamped < now - FORGET_AFTER
+
+
+def _part(f: FillObs, qty: Decimal) -> FillObs:
+    """The part of a fill not yet announced, its quote amount and fee in proportion."""
+    if qty == f.qty:
+        return f
+    ratio = qty / f.qty
+    return dataclasses.replace(
+        f, qty=qty, quote_qty=None if f.quote_qty is None else f.quote_qty * ratio,
+        fee=None if f.fee is None else f.fee * ratio)
+
+
+def _direction(previous: str, league: str) -> str:
+    rank = {name: i for i, name in enumerate(LEAGUES)}
+    if previous in rank and league in rank:
+        return "up" if rank[league] > rank[previous] else "down"
+    return "changed"

@@ -1,0 +1,73 @@
+"""Raw frame → JSON object → schema-checked frame; anything else is a counted `Drop`.
+
+Numbers are parsed straight to Decimal (never float), so a threshold comparison is exact.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import jsonschema_rs
+
+from alertd.exchanges import EXCHANGES, Exchange
+from alertd.transport.wsclient import MAX_FRAME
+
+
+class Drop(Exception):
+    """A frame that is not acted on; `reason` is the counter name, `detail` an example."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason, self.detail = reason, detail
+
+
+_decoder = json.JSONDecoder(parse_float=Decimal)
+
+
+def decode(raw: bytes | str) -> dict[str, Any]:
+    """Parse one frame; raises Drop for oversize, bad UTF-8, bad JSON or a non-object."""
+    if len(raw) > MAX_FRAME:
+        raise Drop("oversized", f"{len(raw)} bytes")
+    if isinstance(raw, bytes | bytearray | memoryview):
+        try:
+            raw = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise Drop("not_utf8", str(exc)) from None
+    try:
+        obj = _decoder.decode(raw)
+    except ValueError as exc:
+        raise Drop("not_json", str(exc)) from None
+    except RecursionError:
+        raise Drop("too_deep", "nested deeper than the parser allows") from None
+    if not isinstance(obj, dict):
+        raise Drop("not_object", type(obj).__name__)
+    return obj
+
+
+class Validators:
+    """Every exchange's schema validators, built once."""
+
+    def __init__(self) -> None:
+        self._by = {name: {key: jsonschema_rs.validator_for(schema)
+                           for key, schema in ex.schemas.items()}
+                    for name, ex in EXCHANGES.items()}
+
+    def check(self, exchange: Exchange, frame: dict[str, Any], market: str) -> str:
+        """The frame's schema key, once its shape is known to be right; else a Drop."""
+        key = exchange.schema_key(frame, market)
+        validator = self._by[exchange.name].get(key) if key is not None else None
+        if validator is None:
+            raise Drop("unknown_type", exchange.describe(frame))
+        _check(validator, frame)
+        return key
+
+
+def _check(validator: Any, frame: dict[str, Any]) -> None:
+    if validator.is_valid(frame):
+        return
+    error = next(iter(validator.iter_errors(frame)), None)
+    where = "/".join(str(p) for p in getattr(error, "instance_path", ())) or "frame"
+    message = getattr(error, "message", "") or str(error).splitlines()[0]
+    raise Drop("schema_invalid", f"{where}: {message}"[:300])

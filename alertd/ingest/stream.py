@@ -1,0 +1,254 @@
+"""One thread per socket: connect, subscribe, read, and heal; the I/O only.
+
+What to do and when (backoff, pings, giving a silent socket up, reporting the account down or
+back) is decided by the socket-free `Session` in `session.py`; this loop does the connecting,
+sending, reading and waiting it asks for, and reports the `stream` events it decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from alertd.domain.observations import Source
+from alertd.exchanges import WINDOW, CatchUp, StreamProtocol, SubscriptionRefused
+from alertd.ingest.decode import Drop, decode
+from alertd.ingest.session import Session, StreamSettings
+from alertd.transport import wsclient
+from alertd.transport.http import Http, RestError
+
+__all__ = ["Stream", "StreamSettings"]
+
+log = logging.getLogger("alertd.stream")
+
+Connect = Callable[..., wsclient.Connection]
+
+
+class Core(Protocol):
+    """What a stream hands its frames to (the runtime's core thread); ingest knows no more."""
+
+    stalled: str | None
+
+    def frame(self, src: Source, frame: dict[str, Any]) -> None: ...
+    def drop(self, src: Source, drop: Drop) -> None: ...
+    def stream_status(self, src: Source, status: str, reason: str) -> None: ...
+    def catch_up(self, src: Source, frames: list[Any], started: float) -> None: ...
+
+
+class Stream:
+    """Keeps one account's socket on one market alive and hands its frames to the core."""
+
+    def __init__(self, protocol: StreamProtocol, core: Core, settings: StreamSettings, *,
+                 connect: Connect = wsclient.connect, rng: Callable[[], float] = random.random,
+                 clock: Callable[[], float] = time.monotonic,
+                 catch_up: CatchUp | None = None) -> None:
+        self.protocol, self.core, self.settings = protocol, core, settings
+        self.catch_up = catch_up
+        self._http = Http(timeout=min(10.0, settings.connect_timeout)) if catch_up else None
+        self._connect, self._clock = connect, clock
+        self.source = src = protocol.source
+        self.session = Session(f"{src.exchange} account {src.account} ({src.market})",
+                               str(protocol.url), settings, clock=clock, rng=rng,
+                               catch_up=catch_up is not None)
+        self.connects = 0
+        self.last_frame_wall: float | None = None
+        self.heartbeat = clock()
+        self._stopping = threading.Event()
+        self._conn: wsclient.Connection | None = None
+        self._thread = threading.Thread(target=self._guarded, name=f"stream-{src.key}",
+                                        daemon=True)
+
+    @property
+    def state(self) -> str:
+        return self.session.state
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        conn = self._conn
+        if conn is not None:
+            conn.abort()
+        if self._http is not None:
+            self._http.cancel()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _guarded(self) -> None:
+        """A bug in the loop must not end the stream for good: log it and start over."""
+        while not self._stopping.is_set():
+            try:
+                self._run()
+            except Exception:
+                log.exception("%s: stream loop failed; starting it again in 5 s",
+                              self.source.key)
+                if self._conn is not None:
+                    self._conn.abort()
+                    self._conn = None
+                self._stopping.wait(5)
+        self.session.state = "stopped"
+        if self._http is not None:
+            self._http.close()
+
+    def _report(self) -> None:
+        for status, reason in self.session.take_reports():
+            if status == "disconnected":
+                log.error("%s: %s", self.source.key, reason)
+            self.core.stream_status(self.source, status, reason)
+
+    def _run(self) -> None:
+        session, name = self.session, self.source.key
+        while not self._stopping.is_set():
+            self.heartbeat = self._clock()
+            try:
+                if session.connecting():
+                    self._run_catch_up()
+                conn = self._connect(self.protocol.url, self.settings.connect_timeout,
+                                     self._stopping)
+            except wsclient.HandshakeRejected as exc:
+                if exc.status in (401, 403):
+                    self._refused(self.protocol.refused_reason(exc.status))
+                    continue
+                delay = session.connect_failed(str(exc))
+            except wsclient.TransportError as exc:
+                delay = session.connect_failed(str(exc))
+            else:
+                self._conn = conn
+                self.connects += 1
+                session.opened()
+                try:
+                    reason = self._session(conn)
+                except SubscriptionRefused as exc:
+                    conn.abort()
+                    self._refused(str(exc), just_now=True)
+                    continue
+                finally:
+                    self._conn = None
+                conn.abort()
+                if self._stopping.is_set():
+                    break
+                if self.core.stalled is not None:
+                    self._pause()
+                    continue
+                delay = session.ended(reason)
+            log.warning("%s: %s; reconnecting in %.1f s", name, session.last_error, delay)
+            self._wait(delay)
+        session.state = "stopped"
+        log.info("%s: stopped", name)
+
+    def _run_catch_up(self) -> None:
+        """Ask the REST API what the socket does not say; a failure is reported once and
+        tried again every `catch_up_retry`, never fatal.
+
+        It runs before each connect, so that every live frame read afterwards is newer than
+        the baseline it sets; only a catch-up that failed is retried with the socket up.
+        """
+        assert self.catch_up is not None and self._http is not None
+        src = self.source
+        started = time.time()
+        try:
+            frames = self.catch_up.frames(self._http, started - WINDOW)
+        except RestError as exc:
+            log.warning("%s: catch-up over REST failed, retrying in %.0f s: %s", src.key,
+                        self.settings.catch_up_retry, exc)
+            self.session.catch_up_error(str(exc))
+            self._report()
+            return
+        if frames:
+            self.core.catch_up(src, frames, started)
+        self.session.caught_up()
+        self._report()
+        log.info("%s: caught up over REST (%d frames)", src.key, len(frames))
+
+    def _pause(self) -> None:
+        """Read nothing while the state cannot be written (what is read could not be kept);
+        the catch-up before the next connect fetches what the exchange said meanwhile."""
+        self.session.paused()
+        log.error("%s: paused: the state file cannot be written", self.source.key)
+        while self.core.stalled is not None and not self._stopping.is_set():
+            self.heartbeat = self._clock()
+            self._stopping.wait(self.settings.tick)
+
+    def _refused(self, reason: str, just_now: bool = False) -> None:
+        delay = self.session.refused(reason, just_now=just_now)
+        log.error("%s: %s; trying again in %.0f s", self.source.key, reason, delay)
+        self._report()
+        self._wait(delay)
+
+    def _wait(self, delay: float) -> None:
+        """Sleep before the next attempt, reporting the account down once it has been long."""
+        deadline = self._clock() + delay
+        while not self._stopping.is_set():
+            now = self.heartbeat = self._clock()
+            self.session.waiting()
+            self._report()
+            if now >= deadline:
+                return
+            self._stopping.wait(min(self.settings.tick, deadline - now))
+
+    def _session(self, conn: wsclient.Connection) -> str:
+        """Read until the socket breaks or the session gives it up; returns why.
+
+        A socket counts as up only once something came back (SoDEX acks; for DeltaDeFi the
+        pong to the ping sent at once), so a server that accepts and then says nothing is
+        neither announced nor allowed to hide that the account is unreachable.
+        """
+        session, protocol, src = self.session, self.protocol, self.source
+        try:
+            for message in protocol.opening():
+                conn.send(message)
+            if not protocol.app_ping:
+                conn.ping()
+        except wsclient.TransportError as exc:
+            return f"disconnected ({exc})"
+        while not self._stopping.is_set():
+            if session.check_ready(protocol.ready()):
+                log.info("%s: connected to %s", src.key, protocol.url)
+                self._report()
+            if self.core.stalled is not None:
+                return "paused: the state file cannot be written"
+            if session.catch_up_retry_due():
+                self._run_catch_up()
+            overdue = session.overdue()
+            if overdue:
+                return overdue
+            try:
+                raw = conn.recv(self.settings.tick)
+            except wsclient.Refused as exc:
+                self.core.drop(src, Drop(exc.reason, str(exc)))
+                return f"disconnected ({exc})"
+            except wsclient.TransportError as exc:
+                return f"disconnected ({exc})"
+            self.heartbeat = self._clock()
+            if raw is None:
+                silent = session.silence()
+                if silent:
+                    return silent
+                if session.ping_due():
+                    message = protocol.idle_message()
+                    try:
+                        if message:
+                            conn.send(message)
+                        else:
+                            conn.ping()
+                    except wsclient.TransportError as exc:
+                        return f"disconnected ({exc})"
+                continue
+            session.received()
+            self.last_frame_wall = time.time()
+            if not raw:
+                continue
+            try:
+                frame = decode(raw)
+            except Drop as drop:
+                self.core.drop(src, drop)
+                continue
+            if not protocol.control(frame):
+                self.core.frame(src, frame)
+        return "stopping"

@@ -1,0 +1,358 @@
+"""The daemon: sources → pipeline → outbox → delivery workers, and its lifecycle.
+
+It owns the threads and the state file; everything it runs is built from the same parts the
+tests and the demo use, with the transport and the notifiers passed in. It tells systemd when
+it is ready, proves progress to the watchdog, reloads on SIGHUP and stops cleanly on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+
+import schedule
+
+from alertd.common.errors import LoadError, Problem
+from alertd.common.redact import safe_text
+from alertd.config.load import UNSET, Config, NotifierOptions
+from alertd.delivery.notify import Notifier, target_of
+from alertd.delivery.outbox import Delivery, Outbox
+from alertd.delivery.ratelimit import Rate
+from alertd.delivery.worker import DeliveryWorker
+from alertd.domain.observations import TERMINAL
+from alertd.domain.quiet import Quiet
+from alertd.exchanges import catch_up_for, protocols_for
+from alertd.ingest.stream import Stream, StreamSettings
+from alertd.rules.load import RuleSet
+from alertd.runtime import sdnotify
+from alertd.runtime.core import Core
+from alertd.runtime.pipeline import Pipeline
+from alertd.storage.store import StateLocked, StateWriteError, Store
+from alertd.transport.wsclient import connect as ws_connect
+
+log = logging.getLogger("alertd")
+REPORTS_EVERY = 20
+"""How often, in seconds, the schedule of reports is checked: a report is at most this late."""
+
+Loader = Callable[[], tuple[Config, RuleSet, Mapping[str, Notifier]]]
+HEALTH_EVERY = 5.0
+EXIT_STATE_FILE = 75
+"""Exit status (EX_TEMPFAIL) after the state file vanished: systemd's Restart= starts again."""
+STALL = 60.0
+"""A stream or worker whose loop has not turned for this long is stuck: no watchdog ping."""
+
+
+def open_store(config: Config, clock: Callable[[], float]) -> Store:
+    """The state file, or a LoadError that says which one and how to fix it."""
+    try:
+        return Store(config.state_path, clock=clock, exclusive=True)
+    except StateLocked as exc:
+        raise LoadError([Problem(config.path, config.state_line, str(exc))]) from None
+    except (OSError, sqlite3.Error) as exc:
+        raise LoadError([Problem(config.path, config.state_line, (
+            f"cannot open the state file {config.state_path} ({exc}); set 'state:' to a "
+            "writable path, or run under systemd with StateDirectory=alertd"))]) from None
+
+
+def targets(notifiers: Mapping[str, Notifier]) -> dict[str, tuple[str, ...]]:
+    """Each notifier's URL targets (none for a notifier that is one destination)."""
+    return {name: tuple(getattr(n, "targets", ())) for name, n in notifiers.items()}
+
+
+def rates(config: Config, name: str) -> dict[str, Rate | None]:
+    """Each URL target's rate: the notifier's `rate:`, else its service's default."""
+    options = config.notifier_options.get(name, NotifierOptions())
+    out = {target_of(url): options.rate_for(url) for url in config.notifiers.get(name, ())}
+    out[""] = None if options.rate is UNSET else options.rate
+    return out
+
+
+def quiet_hours(config: Config) -> dict[str, Quiet]:
+    return {name: o.quiet for name, o in config.notifier_options.items() if o.quiet is not None}
+
+
+class Agent:
+    """A running alertd: call `start()`, later `stop()`; `run()` does both around a wait."""
+
+    def __init__(self, config: Config, rules: RuleSet, notifiers: Mapping[str, Notifier], *,
+                 settings: StreamSettings | None = None,
+                 connect: Callable[..., object] = ws_connect,
+                 clock: Callable[[], float] = time.time, loader: Loader | None = None) -> None:
+        self.config = config
+        self.settings = settings or StreamSettings(down_after=config.stream_down_after)
+        self._connect, self._clock, self._loader = connect, clock, loader
+        self.store = open_store(config, clock)
+        self.pipeline = Pipeline(rules, self.store, on_queued=self._wake, clock=clock)
+        self.pipeline.outbox.targets = targets(notifiers)
+        self.pipeline.outbox.quiet = quiet_hours(config)
+        self.core = Core(self.pipeline, on_stall=self._stalled, on_resume=self._resumed)
+        self.exit_code = 0
+        self._lost_file: str | None = None
+        self.workers = self._workers(notifiers)
+        self.streams = self._streams(config)
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._scheduler = schedule.Scheduler()
+        self._scheduler.every(6).hours.do(self._job, self._prune)
+        self._scheduler.every(HEALTH_EVERY).seconds.do(self._job, self.save_health)
+        self._scheduler.every(HEALTH_EVERY).seconds.do(self._job, self._check_state_file)
+        self._scheduler.every(60).seconds.do(self._job, lambda: self.core.submit(
+            self.pipeline.remind))
+        self._scheduler.every(REPORTS_EVERY).seconds.do(self._job, lambda: self.core.submit(
+            self.pipeline.reports))
+        self._last_watchdog = 0.0
+
+    @property
+    def rules(self) -> RuleSet:
+        """The rules in force: the pipeline's, which a reload swaps."""
+        return self.pipeline.rules
+
+    def _workers(self, notifiers: Mapping[str, Notifier]) -> dict[str, DeliveryWorker]:
+        return {name: DeliveryWorker(n, Outbox(self.store, own=True, via=self.core.call),
+                                     clock=self._clock, rates=rates(self.config, name),
+                                     max_age=self.config.delivery_max_age, on_dead=self._dead)
+                for name, n in notifiers.items()}
+
+    def _streams(self, config: Config) -> list[Stream]:
+        return [Stream(p, self.core, self.settings, connect=self._connect,  # type: ignore[arg-type]
+                       catch_up=catch_up_for(p.account, p.source.market))
+                for account in config.accounts for p in protocols_for(account)]
+
+    def _wake(self, notifiers: Iterable[str]) -> None:
+        for name in notifiers:
+            worker = self.workers.get(name)
+            if worker is not None:
+                worker.wake()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._prune()
+        self.core.start()
+        self.core.submit(self.pipeline.reports)  # one missed while alertd was down: now
+        for worker in self.workers.values():
+            worker.start()
+        for stream in self.streams:
+            stream.start()
+        log.info("alertd started: %s, %d streams, notifiers: %s", self.rules.summary(),
+                 len(self.streams), ", ".join(self.workers) or "none")
+        sdnotify.notify(f"READY=1\nSTATUS={self.rules.summary()}, {len(self.streams)} streams")
+
+    def run(self) -> int:
+        """Run until `request_stop()` (the CLI wires SIGTERM and SIGINT to it)."""
+        self.start()
+        watchdog = sdnotify.watchdog_interval()
+        try:
+            while not self._stop.wait(1.0):
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self._job(self.reload)
+                self._scheduler.run_pending()
+                if watchdog and time.monotonic() - self._last_watchdog >= watchdog / 3:
+                    self._pet_watchdog()
+        finally:
+            self.stop()
+        return self.exit_code
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        self._reload.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop reading, let sends in flight finish within `timeout`, close the state file."""
+        sdnotify.notify("STOPPING=1")
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        self._stop_streams(self.streams, deadline)
+        self.core.stop(max(0.1, deadline - time.monotonic()))
+        self._stop_workers(self.workers, deadline)
+        self._job(self.save_health)
+        try:
+            if self._lost_file:
+                self.store.close_and_restore()
+                log.error("state file written back to %s", self.config.state_path)
+            else:
+                self.store.close()
+        except (StateWriteError, OSError, sqlite3.Error) as exc:
+            log.error("the state file could not take the last writes (%s); the next start "
+                      "catches up over REST", exc)
+        log.info("alertd stopped: %d frames, %d alerts", self.pipeline.frames, self.pipeline.alerts)
+
+    @staticmethod
+    def _stop_streams(streams: list[Stream], deadline: float) -> None:
+        for stream in streams:
+            stream.stop()
+        for stream in streams:
+            stream.join(max(0.1, deadline - time.monotonic()))
+
+    @staticmethod
+    def _stop_workers(workers: Mapping[str, DeliveryWorker], deadline: float) -> None:
+        for name, worker in workers.items():
+            if not worker.stop(max(0.1, deadline - time.monotonic())):
+                log.warning("%s: a send was still in flight at shutdown; it stays pending and "
+                            "is sent after the next start", name)
+
+    # --- reload (SIGHUP) --------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Load config and rules again; if they do not load, keep running the current ones."""
+        if self._loader is None:
+            log.warning("reload asked for, but this agent has no config to reload from")
+            return False
+        try:
+            config, rules, notifiers = self._loader()
+        except LoadError as exc:
+            problems = "\n".join(str(p) for p in exc.problems)
+            log.error("reload failed; still running the previous config and rules:\n%s", problems)
+            self.core.call(
+                self.pipeline.system_alert, "alertd: reload failed",
+                "Still running the previous config and rules.\n" + problems, "failure",
+                tuple(self.workers))
+            return False
+        if config.state_path != self.config.state_path:
+            log.warning("the state file changed to %s; that takes a restart, the current one "
+                        "stays in use", config.state_path)
+            config = dataclasses.replace(config, state_path=self.config.state_path)
+        self.core.call(self.pipeline.swap_rules, rules)
+        self.core.call(setattr, self.pipeline.outbox, "targets", targets(notifiers))
+        self.core.call(setattr, self.pipeline.outbox, "quiet", quiet_hours(config))
+        old_config, self.config = self.config, config
+        if (config.notifiers, config.notifier_options, config.delivery_max_age) != (
+                old_config.notifiers, old_config.notifier_options, old_config.delivery_max_age) \
+                or set(notifiers) != set(self.workers):
+            old = self.workers
+            counts = self.core.call(Outbox(self.store).counts)
+            for name in sorted(set(old) - set(notifiers)):
+                pending = counts.get(name, {}).get("pending", 0)
+                if pending:
+                    log.warning("notifier %s was removed with %d alerts pending; they stay in "
+                                "the state file and go out if it comes back", name, pending)
+            self._stop_workers(old, time.monotonic() + 10)
+            self.workers = self._workers(notifiers)
+            for worker in self.workers.values():
+                worker.start()
+        self._restart_changed_streams(config, old_config)
+        log.info("reloaded: %s, %d streams, notifiers: %s", rules.summary(), len(self.streams),
+                 ", ".join(self.workers))
+        return True
+
+    def _restart_changed_streams(self, config: Config, old: Config) -> None:
+        """Only the sockets of accounts that changed are replaced; the others keep reading
+        (a reconnect costs a catch-up and a moment in which a fill can only come over REST)."""
+        if config.stream_down_after != old.stream_down_after:
+            self.settings = dataclasses.replace(self.settings,
+                                                down_after=config.stream_down_after)
+            changed = set(old.accounts) | set(config.accounts)
+        else:
+            changed = set(old.accounts) ^ set(config.accounts)
+        if not changed:
+            return
+        going = [s for s in self.streams if s.protocol.account in changed]
+        self._stop_streams(going, time.monotonic() + 10)
+        new = self._streams(dataclasses.replace(
+            config, accounts=tuple(a for a in config.accounts if a in changed)))
+        self.streams = [s for s in self.streams if s not in going] + new
+        for stream in new:
+            stream.start()
+        log.info("reload: %d streams replaced, %d kept", len(new), len(self.streams) - len(new))
+
+    # --- health ----------------------------------------------------------------------------
+
+    def healthy(self) -> bool:
+        """Every stream and worker loop turned recently and the state file answers."""
+        now = time.monotonic()
+        stuck = [s.source.key for s in self.streams
+                 if s.state != "stopped" and now - s.heartbeat > STALL]
+        stuck += [name for name, w in self.workers.items()
+                  if not w.alive() or now - w.heartbeat > STALL * 2]
+        if not self.core.alive() or now - self.core.heartbeat > STALL:
+            stuck.append("core (the thread that writes the state file)")
+        if stuck:
+            log.error("not making progress: %s", ", ".join(stuck))
+            return False
+        return True
+
+    def _pet_watchdog(self) -> None:
+        self._last_watchdog = time.monotonic()
+        if self.healthy():
+            sdnotify.notify("WATCHDOG=1")
+
+    def save_health(self) -> None:
+        """What `alertd status` shows: each stream's state and the dropped frames."""
+        streams = [(s.source.key, s.source.exchange, s.state, s.last_frame_wall, s.connects)
+                   for s in self.streams]
+        self.core.call(lambda: self.store.save_health(streams, self.pipeline.drops.unsaved()))
+
+    def _dead(self, notifier: str, item: Delivery, error: str) -> None:
+        if item.rule == "alertd":  # alertd's own notices are not reported again: no loops
+            return
+        others = [name for name in self.workers if name != notifier]
+        self.core.submit(self.pipeline.system_alert,
+            f"alertd gave up on an alert for {notifier}",
+            f"'{item.title}' (rule {item.rule}) could not be delivered to {notifier} after "
+            f"{item.attempts + 1} tries: {error}", "failure", others)
+
+    def _job(self, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        except StateWriteError:
+            pass  # said loudly once, when the core stalled
+        except Exception:
+            log.exception("housekeeping job failed; it runs again at its next time")
+
+    # --- a state file that cannot be written ------------------------------------------------
+
+    def _stalled(self, reason: str) -> None:
+        """Called on the core thread: say it loudly through every notifier that still sends,
+        directly, since the outbox is the very thing that cannot be written."""
+        sdnotify.notify(f"STATUS={reason}; not reading the exchanges")
+        title = "alertd cannot write its state file"
+        body = (f"{reason}.\nalertd has stopped reading the exchanges and holds what it had "
+                "not written; it retries every few seconds and catches up over REST once the "
+                "file takes writes again (fills of the last 24 h). Free disk space or fix the "
+                "file's permissions.")
+        threading.Thread(target=self._tell_directly, args=(title, body), name="stall-notice",
+                         daemon=True).start()
+
+    def _tell_directly(self, title: str, body: str) -> None:
+        """Send to every notifier now, bypassing the outbox (for when it cannot be written)."""
+        for notifier in [w.notifier for w in self.workers.values()]:
+            try:
+                notifier.send(title, body, "failure")
+            except Exception as exc:
+                log.error("%s: could not send the state-file failure notice either: %s",
+                          notifier.name, safe_text(str(exc)))
+
+    def _resumed(self, reason: str, seconds: float) -> None:
+        sdnotify.notify(f"STATUS={self.rules.summary()}, {len(self.streams)} streams")
+        self.pipeline.system_alert(
+            "alertd writes its state file again",
+            f"After {seconds:.0f} s ({reason}), alertd writes its state file again; the "
+            "streams reconnect and catch up over REST.", "success", tuple(self.workers))
+
+    def _check_state_file(self) -> None:
+        """Deleted or replaced under us, the state would be lost at the next start (and fills
+        announced again): stop, put it back from the open copy, and let systemd restart."""
+        problem = self.store.file_problem()
+        if problem is None or self._lost_file:
+            return
+        self._lost_file = problem
+        log.error("%s; alertd stops, writes it back from its open copy and exits with %d for "
+                  "systemd to restart it", problem, EXIT_STATE_FILE)
+        self._tell_directly("alertd's state file was deleted",
+                            f"{problem}. alertd stops, writes it back from its open copy, and "
+                            "is restarted by systemd (Restart=on-failure).")
+        self.exit_code = EXIT_STATE_FILE
+        self.request_stop()
+
+    def _prune(self) -> None:
+        keys = frozenset(r.key for r in self.rules.rules)
+        removed = self.core.call(self.store.prune, TERMINAL, keys)
+        if removed:
+            log.info("housekeeping: forgot %d old orders, fills and sent alerts", removed)

@@ -1,0 +1,373 @@
+"""Frame in, alerts queued: schema → normalise → detect → rules → outbox, one transaction.
+
+No network here: the daemon, `alertd demo`, and the tests all feed frames the same way, and
+the delivery side is only told (through `on_queued`) which notifiers have new work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from alertd.delivery.outbox import Outbox
+from alertd.detect.detector import Detector
+from alertd.domain.alerts import Alert
+from alertd.domain.events import Event
+from alertd.domain.observations import Observation, Source, StreamObs, epoch, iso
+from alertd.exchanges import EXCHANGES
+from alertd.ingest.decode import Drop, Validators, decode
+from alertd.rules.evaluate import evaluate, render
+from alertd.rules.load import RuleSet
+from alertd.shaping import reports
+from alertd.shaping.group import Groups, combine
+from alertd.storage.store import Store, write_failure
+
+log = logging.getLogger("alertd")
+
+
+
+class Recorder(Protocol):
+    """An observer of every input the core takes (`alertd record`, `demo --record`)."""
+
+    def frame(self, src: Source, frame: dict[str, Any]) -> None: ...
+    def catch_up(self, src: Source, frames: list[dict[str, Any]], since: float) -> None: ...
+    def status(self, src: Source, status: str, reason: str) -> None: ...
+
+
+class DropLog:
+    """Counts dropped frames per stream and reason; logs the first, then a count per minute."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, every: float = 60.0) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.examples: dict[tuple[str, str], str] = {}
+        self._saved: Counter[tuple[str, str]] = Counter()
+        self._unlogged: Counter[tuple[str, str]] = Counter()
+        self._next_log: dict[tuple[str, str], float] = {}
+        self._clock, self._every = clock, every
+        self._lock = threading.Lock()
+
+    def add(self, src: Source, drop: Drop) -> None:
+        key = (src.key, drop.reason)
+        now = self._clock()
+        with self._lock:
+            self.counts[key] += 1
+            self.examples[key] = drop.detail[:300]
+            self._unlogged[key] += 1
+            if now < self._next_log.get(key, 0.0):
+                return
+            n, self._unlogged[key] = self._unlogged[key], 0
+            self._next_log[key] = now + self._every
+        if n == 1:
+            log.warning("%s: dropped a frame (%s): %s", src.key, drop.reason, drop.detail)
+        else:
+            log.warning("%s: dropped %d frames (%s) in the last minute, e.g. %s", src.key, n,
+                        drop.reason, drop.detail)
+
+    def unsaved(self) -> list[tuple[str, str, int, str]]:
+        """(source, reason, new drops since the last call, an example) for the state file."""
+        with self._lock:
+            out = [(key[0], key[1], n - self._saved[key], self.examples.get(key, ""))
+                   for key, n in self.counts.items() if n > self._saved[key]]
+            self._saved = Counter(self.counts)
+        return out
+
+
+INVALID = frozenset({"not_utf8", "not_json", "not_object", "schema_invalid", "oversized",
+                     "too_deep"})
+BURST, BURST_WINDOW, BURST_EVERY = 3, 600.0, 3600.0
+
+
+class BurstWatch:
+    """Notices an account's frames turning invalid (the exchange changed its format)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._recent: dict[str, deque[float]] = {}
+        self._counts: Counter[str] = Counter()
+        self._reported: dict[str, float] = {}
+
+    def add(self, key: str) -> int:
+        """How many invalid frames the window held, if that is a burst to report now; else 0.
+
+        Constant time and memory per frame: only the last BURST times are kept (enough to
+        tell a burst), and the window's count is reset when the window slides past."""
+        now = self._clock()
+        recent = self._recent.setdefault(key, deque(maxlen=BURST))
+        if recent and now - recent[-1] >= BURST_WINDOW:
+            self._counts[key] = 0
+        recent.append(now)
+        self._counts[key] += 1
+        if len(recent) < BURST or now - recent[0] >= BURST_WINDOW \
+                or now - self._reported.get(key, -BURST_EVERY) < BURST_EVERY:
+            return 0
+        self._reported[key] = now
+        count, self._counts[key] = self._counts[key], 0
+        return count
+
+
+class Pipeline:
+    """The pure core shared by every way of running alertd."""
+
+    def __init__(self, rules: RuleSet, store: Store, *,
+                 on_queued: Callable[[Iterable[str]], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.rules = rules
+        self.store = store
+        self.outbox = Outbox(store)
+        self.groups = Groups(store)
+        self.detector = Detector(store)
+        self.validators = Validators()
+        self.drops = DropLog()
+        self.bursts = BurstWatch(time.monotonic)
+        self.on_queued = on_queued
+        self._unlogged: list[str] = []
+        store.on_commit = self._committed
+        store.on_abandon = self._abandoned
+        self.clock = clock
+        self.frames = 0
+        self.alerts = 0
+        self.messages = 0
+        """Alerts queued for sending: rule alerts after grouping, notices, alertd's own."""
+        self.recorder: Recorder | None = None
+        """Set by `alertd record` and `demo --record`: every input is written there."""
+
+    def raw(self, src: Source, raw: bytes | str) -> list[Alert]:
+        """Decode and process one raw frame (what a socket delivers)."""
+        try:
+            frame = decode(raw)
+        except Drop as drop:
+            return self.drop(src, drop)
+        return self.frame(src, frame)
+
+    def drop(self, src: Source, drop: Drop) -> list[Alert]:
+        """Count a dropped frame; a burst of invalid ones becomes a `stream` event."""
+        self.drops.add(src, drop)
+        if drop.reason not in INVALID:
+            return []
+        burst = self.bursts.add(src.key)
+        if not burst:
+            return []
+        reason = (f"{burst} invalid frames from {src.exchange} account {src.account} "
+                  f"({src.market}) in {BURST_WINDOW / 60:.0f} min; the exchange may have "
+                  f"changed its format. Last one ({drop.reason}): {drop.detail[:200]}")
+        log.error("%s: %s", src.key, reason)
+        return self.stream_status(src, "invalid_messages", reason)
+
+    def catch_up(self, src: Source, frames: list[dict[str, Any]],
+                 watched_since: float) -> list[Alert]:
+        """Frames restated over REST after a gap: fills not seen before are announced, marked
+        `caught_up`. On a stream never seen before, what happened before `watched_since` (when
+        the catch-up began) is history, recorded quietly; the core commits it on its timer."""
+        if self.recorder is not None:
+            self.recorder.catch_up(src, frames, watched_since)
+        quiet = None if self.store.source_known(src.key) else watched_since
+        src = dataclasses.replace(src, catching_up=True)
+        alerts: list[Alert] = []
+        for frame in frames:
+            alerts += self.frame(src, frame, quiet=quiet)
+        return alerts
+
+    def frame(self, src: Source, frame: dict[str, Any],
+              quiet: float | None = None) -> list[Alert]:
+        """Validate, normalise and process one decoded data frame. What it shows up to
+        `quiet` (epoch seconds) is history; by default a snapshot on a stream that has
+        recorded nothing yet is history entirely."""
+        if self.recorder is not None and not src.catching_up:
+            self.recorder.frame(src, frame)
+        now = self.clock()
+        try:
+            exchange = EXCHANGES[src.exchange]
+            key = self.validators.check(exchange, frame, src.market)
+            observations = exchange.normalise(key, frame, src.market, now)
+            snapshot = exchange.snapshot(key, frame)
+        except Drop as drop:
+            return self.drop(src, drop)
+        except Exception as exc:  # the schema let through what normalise cannot read: a bug
+            log.debug("%s: unreadable frame", src.key, exc_info=True)
+            return self.drop(src, Drop("unreadable", f"{type(exc).__name__}: {exc}"))
+        self.frames += 1
+        try:
+            return self.observe(src, observations, snapshot, quiet)
+        except Exception as exc:  # a bug must cost one frame, never the stream
+            if write_failure(exc):
+                raise
+            log.exception("%s: internal error on a frame; it was dropped", src.key)
+            self.drops.add(src, Drop("internal_error", f"{type(exc).__name__}: {exc}"))
+            return []
+
+    def system_alert(self, title: str, body: str, severity: str,
+                     notify: Iterable[str]) -> None:
+        """An alert from alertd itself (a failed reload, an alert given up on), queued durably."""
+        notify = tuple(notify)
+        if not notify:
+            log.error("no notifier to tell: %s: %s", title, body)
+            return
+        alert = Alert(rule="alertd", kind="system", account="-", severity=severity, title=title,
+                      body=body, notify=notify)
+        with self.store.transaction():
+            self._queue(alert)
+
+    def swap_rules(self, rules: RuleSet) -> list[Alert]:
+        """Put reloaded rules in force. A level rule that is new (or whose trigger changed)
+        is checked at once against the last balances and positions seen, so a level that
+        already holds fires now, not at its next change."""
+        old = {r.key for r in self.rules.rules}
+        added = RuleSet(r for r in rules.rules if r.level and r.key not in old)
+        self.rules = rules
+        alerts: list[Alert] = []
+        if not added.rules:
+            return alerts
+        with self.store.transaction():
+            for event in list(self.detector.levels.values()):
+                for alert in evaluate(event, added, self.store):
+                    self._queue(alert)
+                    alerts.append(alert)
+        self.alerts += len(alerts)
+        return alerts
+
+    def remind(self) -> list[Alert]:
+        """Say again what still holds: a level rule with `repeat` whose `when` held for that
+        long since it was last said (the last value seen is checked again, so a level that
+        recovered unnoticed is not repeated). Run on a timer; durable like any alert."""
+        alerts: list[Alert] = []
+        due = [r for r in self.rules.rules if r.repeat is not None]
+        if not due:
+            return alerts
+        now = self.store.clock()
+        with self.store.transaction():
+            for rule in due:
+                every, title = rule.repeat  # type: ignore[misc]
+                for subject in self.store.disarmed_before(rule.key, now - every):
+                    event = self.detector.levels.get(subject)
+                    if event is None or not rule.when(event.fields):  # type: ignore[misc]
+                        continue
+                    alert = render(rule, event, (title, rule.message))
+                    self.store.disarm(rule.key, subject)
+                    self._queue(alert)
+                    alerts.append(alert)
+        self.alerts += len(alerts)
+        return alerts
+
+    def reports(self) -> list[Alert]:
+        """Queue the scheduled reports that are due (each once: the state file records the
+        period in the same transaction). Run on a timer and at start."""
+        alerts: list[Alert] = []
+        if not self.rules.reports:
+            return alerts
+        with self.store.transaction():
+            for report in self.rules.reports:
+                period = reports.due(report, self.store)
+                if period is None:
+                    continue
+                alert = reports.render(report, self.store, *period)
+                self.outbox.add(alert)
+                self.messages += 1
+                self._unlogged.append(f"report {report.name} [{','.join(alert.notify)}] "
+                                      f"{alert.title}")
+                alerts.append(alert)
+        return alerts
+
+    def flush(self) -> None:
+        """Release the groups that are due and commit (the core calls this when idle)."""
+        if self.groups.due_in() == 0.0:
+            self.release()
+        self.store.flush()
+
+    def release(self) -> list[Alert]:
+        """Groups whose wait is over leave as one alert each, in the transaction that
+        removes them."""
+        alerts: list[Alert] = []
+        with self.store.transaction(defer=True):
+            for members in self.groups.take_due():
+                rule = self.rules.by_name.get(members[0].rule)
+                render, counted = None, False
+                if rule is not None and rule.on == members[0].kind:
+                    render = lambda f, r=rule: (r.title.render(f), r.message.render(f))  # noqa: E731
+                    counted = "fills" in rule.title.fields
+                alert = combine(members, render, counted)
+                self.outbox.add(alert, rule.quiet if rule is not None else None)
+                self.messages += 1
+                if len(members) > 1:
+                    self._unlogged.append(f"alert {alert.rule} [{','.join(alert.notify)}] "
+                                          f"{len(members)} grouped as one: {alert.title}")
+                alerts.append(alert)
+        return alerts
+
+    def due_in(self) -> float | None:
+        """Seconds until the core has work of its own: a commit or a group to release."""
+        due = [d for d in (self.store.flush_due_in(), self.groups.due_in()) if d is not None]
+        return min(due) if due else None
+
+    def stream_status(self, src: Source, status: str, reason: str) -> list[Alert]:
+        """Record a connection state change reported by a source."""
+        if self.recorder is not None:
+            self.recorder.status(src, status, reason)
+        return self.observe(src, [StreamObs(status, reason, iso(None, self.clock()))])
+
+    def observe(self, src: Source, observations: list[Observation], snapshot: bool = False,
+                quiet: float | None = None) -> list[Alert]:
+        alerts: list[Alert] = []
+        mark = len(self._unlogged)
+        try:
+            with self.store.transaction(defer=True):
+                if quiet is None and snapshot and not self.store.source_known(src.key):
+                    quiet = math.inf
+                for obs in observations:
+                    for event in self.detector.observe(src, obs, quiet):
+                        alerts += self._handle(event)
+        except BaseException:
+            del self._unlogged[mark:]
+            raise
+        self.alerts += len(alerts)
+        return alerts
+
+    def event(self, event: Event) -> list[Alert]:
+        """A neutral event straight to the rules, past the exchanges and detection (rule
+        tests and `explain` write events by hand)."""
+        with self.store.transaction():
+            alerts = self._handle(event)
+        self.alerts += len(alerts)
+        return alerts
+
+    def _handle(self, event: Event) -> list[Alert]:
+        """One detected event: logged for reports if a fill, evaluated, its alerts queued;
+        call inside a transaction."""
+        if event.kind == "fill":
+            self.store.log_fill(epoch(event.fields["time"]) or self.clock(), event.fields)
+        alerts = evaluate(event, self.rules, self.store)
+        for alert in alerts:
+            self._queue(alert)
+        return alerts
+
+    def _queue(self, alert: Alert) -> None:
+        """Into its group or the outbox; its log line waits for the commit (`_committed`)."""
+        rule = self.rules.by_name.get(alert.rule) if alert.rule != "alertd" else None
+        if rule is not None and alert.fields is not None and rule.group.wait > 0:
+            self.groups.hold(alert, rule.group)
+        else:
+            self.outbox.add(alert, rule.quiet if rule is not None else None)
+            self.messages += 1
+        self._unlogged.append(f"alert {alert.rule} [{','.join(alert.notify)}] {alert.title}: "
+                              f"{alert.body}")
+
+    def _abandoned(self) -> None:
+        self._unlogged.clear()
+        self.groups.reload()
+
+    def _committed(self, notifiers: set[str]) -> None:
+        """Alerts are logged once on disk, never before: a log line is a promise."""
+        lines, self._unlogged[:] = list(self._unlogged), []
+        for line in lines:
+            log.info("%s", line)
+        if self.on_queued is not None:
+            self.on_queued(notifiers)
+
+    def flush_due_in(self) -> float | None:
+        """Seconds until queued work must be committed; sources wait no longer than this."""
+        return self.store.flush_due_in()

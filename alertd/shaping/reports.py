@@ -1,0 +1,225 @@
+"""Scheduled reports: a summary of a period (fills per symbol, balances, points, alertd's own
+health) sent on a schedule, written in rule files under `reports:`.
+
+A report is due at the last scheduled time at or before now, computed in its time zone from
+the clock passed in (the `schedule` package only wakes the check; it cannot be given a clock or
+a zone without pytz, nor remember a run missed while the process was down). The state file
+records the last period reported, in the transaction that queues the report, so a report is
+never sent twice, and one missed while alertd was down goes out once on start, marked late.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from alertd.domain.alerts import Alert
+from alertd.storage.store import Store
+
+REPORT_KEYS = ("name", "every", "tz", "notify", "include")
+SECTIONS = ("fills", "balances", "points", "health")
+LATE = 600.0
+"""A report sent this long after its time says "(late)"."""
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_AT = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+_EVERY = re.compile(r"(?:(?P<n>\d+) hours|(?P<unit>day|hour|" + "|".join(WEEKDAYS) +
+                    r"))(?: at \"?(?P<at>[0-9:]+)\"?)?")
+
+
+class ReportError(ValueError):
+    """What is wrong with a report's setting, in words for its file:line message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Every:
+    """When a report is due: `day at 08:00`, `monday at 09:00`, `hour at :30`, `6 hours`."""
+
+    unit: str
+    at: dt.time = dt.time(0, 0)
+    hours: int = 0
+
+    def last(self, now: float, tz: ZoneInfo) -> float:
+        """The latest scheduled time at or before `now` (epoch seconds)."""
+        local = dt.datetime.fromtimestamp(now, tz)
+        if self.unit == "hour":
+            slot = local.replace(minute=self.at.minute, second=0, microsecond=0)
+            return slot.timestamp() - (3600 if slot > local else 0)
+        if self.unit == "hours":
+            hour = local.hour - local.hour % self.hours
+            return dt.datetime.combine(local.date(), dt.time(hour), tzinfo=tz).timestamp()
+        day = local.date()
+        step = 1
+        if self.unit in WEEKDAYS:
+            day -= dt.timedelta(days=(local.weekday() - WEEKDAYS.index(self.unit)) % 7)
+            step = 7
+        slot = dt.datetime.combine(day, self.at, tzinfo=tz)
+        if slot > local:
+            slot = dt.datetime.combine(day - dt.timedelta(days=step), self.at, tzinfo=tz)
+        return slot.timestamp()
+
+
+def parse_every(text: Any) -> Every:
+    match = _EVERY.fullmatch(" ".join(str(text).lower().split()))
+    if match is None:
+        raise ReportError(f"every: {text!r} is not a schedule; write day at \"08:00\", "
+                          "monday at \"09:00\", hour at \":30\" or 6 hours")
+    if match["n"]:
+        hours = int(match["n"])
+        if not 1 <= hours <= 24 or match["at"]:
+            raise ReportError("every: N hours takes 1 to 24 hours and no 'at'")
+        return Every("hours", hours=hours)
+    unit, at = match["unit"], match["at"]
+    if unit == "hour":
+        minute = re.fullmatch(r":?([0-5]\d)", at or ":00")
+        if minute is None:
+            raise ReportError("every: hour at \":MM\" takes the minute, such as \":30\"")
+        return Every("hour", dt.time(0, int(minute[1])))
+    clock = _AT.fullmatch(at or "")
+    if clock is None:
+        raise ReportError(f"every: {unit} at \"HH:MM\" needs the time of day, such as "
+                          f"{unit} at \"08:00\"")
+    return Every(unit, dt.time(int(clock[1]), int(clock[2])))
+
+
+@dataclass(frozen=True)
+class Report:
+    name: str
+    every: Every
+    tz: ZoneInfo
+    notify: tuple[str, ...]
+    include: tuple[str, ...] = SECTIONS
+    file: str = ""
+    line: int = 0
+
+
+def parse_report(item: dict[str, Any], known: set[str] | None) -> Report:
+    """One entry of `reports:`; raises ReportError naming the key at fault (`.key`)."""
+    def fail(key: str, message: str) -> ReportError:
+        error = ReportError(message)
+        error.key = key  # type: ignore[attr-defined]
+        return error
+
+    unknown = [k for k in item if k not in REPORT_KEYS]
+    if unknown:
+        raise fail(unknown[0], f"unknown report key '{unknown[0]}'; expected one of: "
+                   f"{', '.join(REPORT_KEYS)}")
+    name = item.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise fail("name", "every report needs a 'name'")
+    try:
+        every = parse_every(item.get("every", ""))
+    except ReportError as exc:
+        raise fail("every", f"report '{name}': {exc}") from None
+    try:
+        tz = ZoneInfo(str(item.get("tz", "UTC")))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise fail("tz", f"report '{name}': unknown time zone '{item.get('tz')}'; use an IANA "
+                   "name such as Europe/Berlin or UTC") from None
+    notify = item.get("notify")
+    notify = [notify] if isinstance(notify, str) else notify
+    if not isinstance(notify, list) or not notify:
+        raise fail("notify", f"report '{name}': 'notify' lists notifier names from the config")
+    missing = [n for n in notify if known is not None and n not in known]
+    if missing:
+        raise fail("notify", f"report '{name}': unknown notifier '{missing[0]}'; the config "
+                   f"defines: {', '.join(sorted(known or ())) or 'none'}")
+    include = item.get("include", list(SECTIONS))
+    include = [include] if isinstance(include, str) else include
+    if not isinstance(include, list) or not include or any(s not in SECTIONS for s in include):
+        raise fail("include", f"report '{name}': include lists sections from: "
+                   f"{', '.join(SECTIONS)}")
+    return Report(name, every, tz, tuple(map(str, notify)), tuple(include))
+
+
+def due(report: Report, store: Store) -> tuple[float, float, bool] | None:
+    """(period start, period end, late) if a report is due now, else None. The first time a
+    report is seen only its schedule is recorded: nothing happened before it existed."""
+    now = store.clock()
+    end = report.every.last(now, report.tz)
+    key = f"report:{report.name}"
+    row = store.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+    if row is None or float(row[0]) >= end:
+        if row is None:
+            store.db.execute("INSERT INTO meta VALUES (?, ?)", (key, repr(end)))
+        return None
+    store.db.execute("UPDATE meta SET value=? WHERE key=?", (repr(end), key))
+    return float(row[0]), end, now - end > LATE
+
+
+def render(report: Report, store: Store, start: float, end: float, late: bool,
+           streams: Callable[[], list[str]] | None = None) -> Alert:
+    """The report's message over the period; reads the state file only."""
+    def when(t: float) -> str:
+        return f"{dt.datetime.fromtimestamp(t, report.tz):%Y-%m-%d %H:%M}"
+
+    title = (f"Report {report.name}: {when(start)} to {when(end)} {report.tz.key}"
+             + (" (late)" if late else ""))
+    parts: list[str] = []
+    if "fills" in report.include:
+        parts.append(_fills(store, start, end))
+    if "balances" in report.include:
+        parts.append(_balances(store))
+    if "points" in report.include:
+        parts.append(_points(store))
+    if "health" in report.include:
+        parts.append(_health(store, start, end, streams))
+    return Alert(rule=f"report:{report.name}", kind="report", account="-", severity="info",
+                 title=title, body="\n".join(parts), notify=report.notify)
+
+
+def _fills(store: Store, start: float, end: float) -> str:
+    rows = store.db.execute("SELECT account, symbol, side, qty, quote, fee, fee_asset FROM "
+                            "fill_log WHERE time > ? AND time <= ? ORDER BY account, symbol, "
+                            "side", (start, end)).fetchall()
+    totals: dict[tuple[str, str, str], list[Any]] = {}
+    for account, symbol, side, qty, quote, fee, fee_asset in rows:
+        t = totals.setdefault((account, symbol, side), [0, Decimal(0), Decimal(0), {}])
+        t[0] += 1
+        t[1] += Decimal(qty)
+        t[2] += Decimal(quote or 0)
+        if fee is not None:
+            t[3][fee_asset or ""] = t[3].get(fee_asset or "", Decimal(0)) + Decimal(fee)
+    lines = [f"Fills: {len(rows)}"]
+    for (account, symbol, side), (n, qty, quote, fees) in totals.items():
+        paid = ", ".join(f"{v} {k}".strip() for k, v in fees.items()) or "none"
+        lines.append(f"  {account} {symbol} {side}: {n} fills, volume {qty} ({quote} quote), "
+                     f"fees {paid}")
+    return "\n".join(lines)
+
+
+def _balances(store: Store) -> str:
+    rows = store.db.execute("SELECT subject, a, b FROM levels WHERE subject LIKE '%/balance/%' "
+                            "ORDER BY subject").fetchall()
+    lines = ["Balances:"]
+    for subject, free, total in rows:
+        if total is not None and Decimal(total) == 0:
+            continue
+        account_market, asset = subject.split("/balance/", 1)
+        lines.append(f"  {account_market} {asset.upper()}: free {free}, total {total}")
+    return "\n".join(lines if len(lines) > 1 else ["Balances: none seen yet"])
+
+
+def _points(store: Store) -> str:
+    rows = store.db.execute("SELECT subject, a, b FROM levels WHERE subject LIKE '%/points' "
+                            "ORDER BY subject").fetchall()
+    lines = [f"  {s.removesuffix('/points')}: {total} points, league {league or '-'}"
+             for s, total, league in rows]
+    return "\n".join(["Points:", *lines] if lines else ["Points: none seen yet"])
+
+
+def _health(store: Store, start: float, end: float,
+            streams: Callable[[], list[str]] | None) -> str:
+    dead = store.db.execute("SELECT COUNT(*) FROM outbox WHERE status='dead' AND done_at > ? "
+                            "AND done_at <= ?", (start, end)).fetchone()[0]
+    drops = store.db.execute("SELECT COALESCE(SUM(count), 0) FROM drops").fetchone()[0]
+    pending = store.db.execute("SELECT COUNT(*) FROM outbox WHERE status='pending'").fetchone()[0]
+    states = streams() if streams is not None else [
+        f"{s} {state}" for s, state in store.db.execute(
+            "SELECT source, state FROM health ORDER BY source")]
+    return (f"Health: streams {', '.join(states) or 'none'}; alerts given up on in the period "
+            f"{dead}; pending now {pending}; rejected frames so far {drops}")

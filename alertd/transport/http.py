@@ -1,0 +1,113 @@
+"""The HTTP client adapter (requests): the only module that imports it.
+
+REST replies are bounded in size and time, parsed straight to Decimal, and every error is
+turned into a `RestError` whose text names no URL query and no key. The time bound is for the
+whole call: requests' own timeout is per read, which a server dripping bytes never trips.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+from decimal import Decimal
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import HTTPError
+
+from alertd.common.redact import redact_url, safe_text
+
+MAX_REPLY = 8 << 20
+_decoder = json.JSONDecoder(parse_float=Decimal)
+
+
+class RestError(Exception):
+    """A REST call failed; the message is safe to log and to put in an alert."""
+
+
+class _Sockets(HTTPAdapter):
+    """Keeps the session's sockets, so that a call past its deadline can be cut off."""
+
+    def __init__(self) -> None:
+        self.open: set[socket.socket] = set()
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        track = self.open.add
+
+        class Plain(HTTPConnection):
+            def connect(self) -> None:
+                super().connect()
+                track(self.sock)
+
+        class Secure(HTTPSConnection):
+            def connect(self) -> None:
+                super().connect()
+                track(self.sock)
+
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": type("Pool", (HTTPConnectionPool,), {"ConnectionCls": Plain}),
+            "https": type("SecurePool", (HTTPSConnectionPool,), {"ConnectionCls": Secure})}
+
+    def cut(self) -> None:
+        for sock in list(self.open):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self.open.clear()
+
+
+class Http:
+    """One keep-alive session per account; `get` returns the parsed JSON body."""
+
+    def __init__(self, timeout: float = 10.0) -> None:
+        self.timeout = timeout
+        self._cancelled = False
+        self._session = requests.Session()
+        self._sockets = _Sockets()
+        self._session.mount("http://", self._sockets)
+        self._session.mount("https://", self._sockets)
+
+    def get(self, url: str, params: dict[str, Any] | None = None,
+            headers: dict[str, str] | None = None) -> Any:
+        where = redact_url(url)
+        if self._cancelled:
+            raise RestError(f"GET {where}: stopping")
+        late = threading.Timer(self.timeout, self._sockets.cut)
+        late.daemon = True
+        late.start()
+        try:
+            with self._session.get(url, params=params, headers=headers, timeout=self.timeout,
+                                   stream=True) as reply:
+                body = reply.raw.read(MAX_REPLY + 1, decode_content=True)
+                status = reply.status_code
+        except (requests.RequestException, HTTPError, OSError) as exc:
+            if late.finished.is_set():
+                raise RestError(f"GET {where}: no whole reply within {self.timeout:g} s") \
+                    from None
+            raise RestError(f"GET {where}: {type(exc).__name__}") from None
+        finally:
+            late.cancel()
+        if len(body) > MAX_REPLY:
+            raise RestError(f"GET {where}: reply larger than {MAX_REPLY >> 20} MiB")
+        if status >= 400:
+            raise RestError(f"GET {where}: HTTP {status} "
+                            f"{safe_text(body[:200].decode('utf-8', 'replace'), 120)}")
+        try:
+            return _decoder.decode(body.decode("utf-8"))
+        except (ValueError, RecursionError):
+            raise RestError(f"GET {where}: the reply is not JSON") from None
+
+    def cancel(self) -> None:
+        """Cut the call in flight, and refuse new ones: alertd is stopping, and a slow REST
+        server must not hold the stop up to the call's deadline."""
+        self._cancelled = True
+        self._sockets.cut()
+
+    def close(self) -> None:
+        self._session.close()

@@ -1,0 +1,42 @@
+"""The Apprise adapter against a real HTTP receiver."""
+
+from __future__ import annotations
+
+import pytest
+
+from alertd.common.errors import LoadError
+from alertd.delivery.notify import TRUNCATED, DeliveryError, build_notifiers
+
+TELEGRAM = "tgram://123456789:abcdefg_hijklmnop/12315544"
+
+
+def test_long_text_is_cut_with_a_marker_not_rejected(http_sink):
+    hook = build_notifiers({"hook": (http_sink.url,)}, "cfg")["hook"]
+    hook.send("T" * 300, "x" * 40_000, "warning")
+    post = http_sink.posts[0]
+    assert post["type"] == "warning"
+    assert len(post["message"]) <= 32_768 and post["message"].endswith(TRUNCATED)
+    assert len(post["title"]) <= 250 and post["title"].endswith("…")
+
+
+def test_telegram_limit_leaves_room_for_the_title_apprise_folds_in():
+    phone = build_notifiers({"phone": (TELEGRAM,)}, "cfg")["phone"]
+    assert phone._body_limit == 4096 and phone._title_limit == 0
+
+
+def test_failed_send_raises_for_the_outbox_to_retry(http_sink):
+    http_sink.fail_next = 1
+    hook = build_notifiers({"hook": (http_sink.url,)}, "cfg")["hook"]
+    with pytest.raises(DeliveryError):
+        hook.send("t", "b", "info")
+    hook.send("t", "b", "info")
+    assert len(http_sink.posts) == 1
+
+
+def test_url_that_loads_no_service_names_the_notifier_and_hides_secrets():
+    with pytest.raises(LoadError) as err:
+        build_notifiers({"pager": ("json://127.0.0.1:9/", "nosuch://user:hunter2@host/x")},
+                        "alertd.yaml", {"pager": 12})
+    text = str(err.value)
+    assert text.startswith("alertd.yaml:12: notifier 'pager': URL #2")
+    assert "hunter2" not in text

@@ -1,0 +1,58 @@
+"""The state file's commit rules, which the delivery guarantees rest on."""
+
+from __future__ import annotations
+
+from alertd.delivery.outbox import Outbox
+from alertd.domain.alerts import Alert
+from alertd.storage.store import Store
+
+ALERT = Alert(rule="r", kind="fill", account="main", severity="info", title="t", body="b",
+              notify=("hook", "mail"))
+
+
+def test_an_alert_is_invisible_to_workers_until_its_commit_which_wakes_them(tmp_path):
+    store = Store(tmp_path / "s.db")
+    woken: list[set[str]] = []
+    store.on_commit = woken.append
+    outbox = Outbox(store)
+    with store.transaction(defer=True):
+        outbox.add(ALERT)
+    assert outbox.due("hook") == [] and outbox.next_due("hook") is None and woken == []
+    assert store.flush_due_in() is not None
+    store.flush()
+    assert [d.title for d in outbox.due("hook")] == ["t"] and woken == [{"hook", "mail"}]
+
+
+def test_a_rolled_back_transaction_leaves_no_alert_behind(tmp_path):
+    store = Store(tmp_path / "s.db")
+    outbox = Outbox(store)
+    try:
+        with store.transaction(defer=True):
+            outbox.add(ALERT)
+            raise RuntimeError("a bug while detecting")
+    except RuntimeError:
+        pass
+    store.flush()
+    assert outbox.counts() == {} and store.flush_due_in() is None
+
+
+def test_committed_alerts_stay_visible_after_reopening(tmp_path):
+    store = Store(tmp_path / "s.db")
+    with store.transaction():
+        Outbox(store).add(ALERT)
+    store.close()
+    again = Store(tmp_path / "s.db")
+    assert [d.notifier for d in Outbox(again).due("mail")] == ["mail"]
+
+
+def test_a_retry_survives_the_wall_clock_stepping_back(tmp_path):
+    now = [2_000_000_000.0]
+    store = Store(tmp_path / "s.db", clock=lambda: now[0])
+    outbox = Outbox(store)
+    with store.transaction():
+        outbox.add(ALERT)
+    item = outbox.due("hook")[0]
+    outbox.retry_later(item.id, "busy", now[0] + 300)
+    assert outbox.due("hook") == []
+    now[0] -= 3600  # NTP steps the clock back an hour
+    assert [d.id for d in outbox.due("hook")] == [item.id]  # due now, not in an hour
