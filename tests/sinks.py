@@ -37,6 +37,8 @@ class HttpSink:
         """When each post arrived (monotonic), for checking rate limits."""
         self.fail_next = 0
         self.requests = 0
+        self.answer_after = 0.0
+        """Seconds to wait, after taking a post, before answering (a slow webhook)."""
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -50,6 +52,8 @@ class HttpSink:
                     return
                 sink.posts.append(json.loads(body))
                 sink.times.append(time.monotonic())
+                if sink.answer_after:
+                    time.sleep(sink.answer_after)
                 self.send_response(200)
                 self.end_headers()
 

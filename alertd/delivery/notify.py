@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import apprise
 
@@ -20,11 +22,20 @@ from alertd.common.errors import LoadError, Problem
 from alertd.common.redact import redact_notifier_url, safe_text
 
 TRUNCATED = "\n[… truncated by alertd]"
-SEND_TIMEOUT = 15.0
+READ_TIMEOUT = 30.0
+"""Seconds a service may take to answer a post it has received. Apprise's own default (4 s)
+is shorter than a slow webhook takes, and a post cut off after it was sent may well have been
+delivered: every retry of it would be a duplicate in the trader's chat."""
+CONNECT_TIMEOUT = 5.0
 
 
 class DeliveryError(Exception):
     """The notifier could not deliver now; the outbox will try again."""
+
+
+class OutcomeUnknown(DeliveryError):
+    """The service had the request but gave no answer in time: it may have taken the alert,
+    so the outbox does not send it again blindly."""
 
 
 class TargetGone(DeliveryError):
@@ -90,15 +101,20 @@ class AppriseNotifier:
         if self._title_limit == 0 and room > 0:  # Apprise folds the title into the body
             room = max(len(TRUNCATED) + 1, room - len(title) - 2)
         body = _fit(body, room, TRUNCATED)
+        started = time.monotonic()
         try:
             result = service.notify(body=body or " ", title=title,
-                                          notify_type=apprise.NotifyType(severity))
+                                    notify_type=apprise.NotifyType(severity))
         except Exception as exc:  # a plugin bug must not kill the worker
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
         if not result:
-            failed = [redact_notifier_url(r.url) for r in result if not r]
-            raise DeliveryError("apprise reported failure" + (f" for {', '.join(failed)}"
-                                                              if failed else ""))
+            took = time.monotonic() - started
+            slowest = max((getattr(s, "socket_read_timeout", 0) or 0 for s in service),
+                          default=0)
+            if slowest and took >= 0.9 * slowest:
+                raise OutcomeUnknown(f"outcome unknown: no answer within {slowest:g} s of "
+                                     "sending; the service may have taken it")
+            raise DeliveryError("apprise reported failure")
 
 
 _CAUSES = (
@@ -137,11 +153,13 @@ def _fit(text: str, limit: int, marker: str) -> str:
 
 def build_notifiers(notifiers: Mapping[str, tuple[str, ...]], config_path: Path | str,
                     lines: Mapping[str, int] | None = None,
-                    timeout: float = SEND_TIMEOUT) -> dict[str, AppriseNotifier]:
-    """Load every notifier's URLs; a URL that loads no Apprise service is a LoadError."""
+                    read_timeout: float = READ_TIMEOUT) -> dict[str, AppriseNotifier]:
+    """Load every notifier's URLs; a URL that loads no Apprise service is a LoadError. Each
+    service waits `read_timeout` for an answer unless its URL sets `rto=` itself."""
     logging.getLogger("apprise").setLevel(logging.WARNING)
     # memory storage: under systemd's ProtectHome/DynamicUser there is no home to write to
-    asset = apprise.AppriseAsset(service_timeout=timeout, storage_mode="memory")
+    asset = apprise.AppriseAsset(service_timeout=read_timeout + CONNECT_TIMEOUT + 5.0,
+                                 storage_mode="memory")
     problems: list[Problem] = []
     out: dict[str, AppriseNotifier] = {}
     for name, urls in notifiers.items():
@@ -154,6 +172,12 @@ def build_notifiers(notifiers: Mapping[str, tuple[str, ...]], config_path: Path 
                     f"notifier '{name}': URL #{i} ({redact_notifier_url(url)}) loads no Apprise "
                     "service; check its scheme and fields against the Apprise docs")))
                 continue
+            for plugin in service:
+                query = urlsplit(url).query
+                if "rto=" not in query:
+                    plugin.socket_read_timeout = read_timeout
+                if "cto=" not in query:
+                    plugin.socket_connect_timeout = min(CONNECT_TIMEOUT, read_timeout)
             services[target_of(url)] = service
         if not services:
             continue

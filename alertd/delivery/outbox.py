@@ -17,8 +17,10 @@ from alertd.domain.alerts import Alert
 from alertd.domain.quiet import Quiet
 from alertd.storage.store import Store
 
-LONGEST_WAIT = 600.0
-"""No retry is set further ahead than this (the longest backoff is 5 min +50 % jitter)."""
+UNSURE = "outcome unknown"
+"""How `last_error` begins when a try may have been delivered (see notify.OutcomeUnknown)."""
+LONGEST_WAIT = 900.0
+"""No retry is set further ahead than this (the longest: 10 min after an unsure try)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,8 @@ class Delivery:
     """Which of the notifier's URLs (its digest); empty: all of them."""
     held: bool = False
     """Held by quiet hours: sent in one digest with the others held with it."""
+    unsure: bool = False
+    """The last try reached the service but got no answer: it may have been delivered."""
 
 
 class Outbox:
@@ -91,17 +95,20 @@ class Outbox:
             self.store.db.executemany(sql, rows)
 
     def due(self, notifier: str, limit: int = 500) -> list[Delivery]:
-        """Pending deliveries whose time has come, oldest first; only those on disk. Times are
+        """Pending deliveries whose time has come, failures first (a stream down must not wait
+        behind a storm of fills), then oldest first; only those on disk. Times are
         wall clock (they outlive the process), so a retry set further ahead than any delay we
         set (quiet hours: a day) can only come from the clock stepping back, and is due
         now."""
         rows = self._read(
-            "SELECT id, notifier, rule, severity, title, body, attempts, created, target, held "
-            "FROM outbox WHERE notifier=? AND status='pending' AND (next_at<=? OR next_at>? + "
-            "CASE WHEN held THEN 86400 ELSE ? END) AND id<=? ORDER BY id LIMIT ?",
+            "SELECT id, notifier, rule, severity, title, body, attempts, created, target, held, "
+            f"last_error LIKE '{UNSURE}%' FROM outbox WHERE notifier=? AND status='pending' "
+            "AND (next_at<=? OR next_at>? + CASE WHEN held THEN 86400 ELSE ? END) AND id<=? "
+            "ORDER BY severity='failure' DESC, id LIMIT ?",
             (notifier, now := self.store.clock(), now, LONGEST_WAIT, self.store.visible_id,
              limit))
-        return [Delivery(*row[:-1], held=bool(row[-1])) for row in rows]  # type: ignore[arg-type]
+        return [Delivery(*row[:-2], held=bool(row[-2]),  # type: ignore[arg-type]
+                         unsure=bool(row[-1])) for row in rows]
 
     def next_due(self, notifier: str) -> float | None:
         rows = self._read(

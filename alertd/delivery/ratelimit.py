@@ -95,15 +95,22 @@ class Window:
 T = TypeVar("T")
 
 
-def plan(waiting: Sequence[T], room: int, fold: Sequence[bool] | None = None) -> list[list[T]]:
+def plan(waiting: Sequence[T], room: int, fold: Sequence[bool] | None = None,
+         urgent: Sequence[bool] | None = None) -> list[list[T]]:
     """Messages to send now, in order: each a list of alerts (one: itself; more: a digest).
 
-    Alerts that fit the room go alone; when more wait than fit, the last free slot carries the
-    rest as a digest. Alerts marked in `fold` (held by quiet hours) always share a digest."""
+    Alerts marked `urgent` (failures) go first, each alone, and are never folded: one that
+    finds no room waits for the next free slot. The others that fit go alone; when more wait
+    than fit, the last free slot carries the rest as a digest. Alerts marked in `fold` (held
+    by quiet hours) always share a digest."""
     fold = fold or [False] * len(waiting)
-    held = [a for a, f in zip(waiting, fold, strict=True) if f]
-    alone = [a for a, f in zip(waiting, fold, strict=True) if not f]
-    messages: list[list[T]] = []
+    urgent = urgent or [False] * len(waiting)
+    first = [a for a, u in zip(waiting, urgent, strict=True) if u]
+    messages: list[list[T]] = [[a] for a in first[:max(0, room)]]
+    room -= len(messages)
+    rest = [(a, f) for a, f, u in zip(waiting, fold, urgent, strict=True) if not u]
+    held = [a for a, f in rest if f]
+    alone = [a for a, f in rest if not f]
     if held and room:
         messages.append(held[:DIGEST_MAX])
         room -= 1

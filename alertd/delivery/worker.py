@@ -14,19 +14,23 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from alertd.delivery.notify import DeliveryError, Notifier, TargetGone
+from alertd.delivery.notify import DeliveryError, Notifier, OutcomeUnknown, TargetGone
 from alertd.delivery.outbox import Delivery, Outbox
 from alertd.delivery.ratelimit import Rate, Window, digest, plan
 
 log = logging.getLogger("alertd.delivery")
 
 RETRY_FIRST, RETRY_MAX = 1.0, 300.0
+UNSURE_WAIT = 600.0
+"""After a try whose outcome is unknown, the one retry waits this long: a slow service has
+answered or failed by then, and the trader reads at most one duplicate, not one a minute."""
 IDLE = 5.0
 
 
 def retry_delay(attempts: int, rng: Callable[[], float] = random.random) -> float:
-    """Seconds before the next try: 1 s doubling to 5 min, each within ±50 % jitter."""
-    base = min(RETRY_MAX, RETRY_FIRST * 2 ** max(0, attempts))
+    """Seconds before the next try: 1 s doubling to 5 min, each within ±50 % jitter. The
+    doubling stops at 2**30, past the cap: a float times 2**1024 overflows (days of tries)."""
+    base = min(RETRY_MAX, RETRY_FIRST * 2 ** min(max(0, attempts), 30))
     return base * (0.5 + rng())
 
 
@@ -115,7 +119,8 @@ class DeliveryWorker:
             if not room:
                 blocked = min(blocked, window.free_at(now))
                 continue
-            for message in plan(items, room, [i.held for i in items]):
+            for message in plan(items, room, [i.held for i in items],
+                                [i.severity == "failure" for i in items]):
                 if self._stopping.is_set():
                     return None
                 self._deliver(message, window)
@@ -146,6 +151,16 @@ class DeliveryWorker:
         except DeliveryError as exc:
             self.failures += 1
             age = self.clock() - min(i.created for i in items)
+            unknown = isinstance(exc, OutcomeUnknown)
+            if unknown and first.unsure:
+                self._mark(self.outbox.dead, ids, str(exc))
+                log.error("%s: alert %d (%s) not sent again: twice the service took it without "
+                          "answering, so it may have arrived (twice)", name, first.id,
+                          first.rule)
+                if self.on_dead is not None:
+                    self.on_dead(name, first, "the service took it twice without answering; "
+                                 "it may have arrived")
+                return
             if age >= self.max_age:
                 self._mark(self.outbox.dead, ids, str(exc))
                 log.error("%s: gave up on alert %d (%s)%s after %d tries over %.0f s: %s", name,
@@ -154,7 +169,7 @@ class DeliveryWorker:
                 if self.on_dead is not None:
                     self.on_dead(name, first, str(exc))
                 return
-            delay = retry_delay(first.attempts)
+            delay = max(UNSURE_WAIT, retry_delay(0)) if unknown else retry_delay(first.attempts)
             self._mark(self.outbox.retry_later, ids, str(exc), self.clock() + delay)
             log.warning("%s: could not deliver alert %d (%s), retrying in %.1f s: %s", name,
                         first.id, first.rule, delay, exc)
