@@ -3,6 +3,8 @@
 REST replies are bounded in size and time, parsed straight to Decimal, and every error is
 turned into a `RestError` whose text names no URL query and no key. The time bound is for the
 whole call: requests' own timeout is per read, which a server dripping bytes never trips.
+Redirects are followed only within the origin called: requests strips `Authorization` on a
+cross-host redirect but not an exchange's own key header (`X-API-KEY`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import socket
 import threading
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -23,6 +26,7 @@ from urllib3.exceptions import HTTPError
 from alertd.common.redact import redact_url, safe_text
 
 MAX_REPLY = 8 << 20
+MAX_REDIRECTS = 3
 _decoder = json.JSONDecoder(parse_float=Decimal)
 
 
@@ -82,10 +86,18 @@ class Http:
         late.daemon = True
         late.start()
         try:
-            with self._session.get(url, params=params, headers=headers, timeout=self.timeout,
-                                   stream=True) as reply:
-                body = reply.raw.read(MAX_REPLY + 1, decode_content=True)
-                status = reply.status_code
+            for _ in range(MAX_REDIRECTS + 1):
+                with self._session.get(url, params=params, headers=headers,
+                                       timeout=self.timeout, stream=True,
+                                       allow_redirects=False) as reply:
+                    status = reply.status_code
+                    moved = reply.headers.get("Location") if reply.is_redirect else None
+                    body = b"" if moved else reply.raw.read(MAX_REPLY + 1, decode_content=True)
+                if not moved:
+                    break
+                url, params = _same_origin(url, moved, where), None
+            else:
+                raise RestError(f"GET {where}: more than {MAX_REDIRECTS} redirects")
         except (requests.RequestException, HTTPError, OSError) as exc:
             if late.finished.is_set():
                 raise RestError(f"GET {where}: no whole reply within {self.timeout:g} s") \
@@ -111,3 +123,15 @@ class Http:
 
     def close(self) -> None:
         self._session.close()
+
+
+def _same_origin(url: str, location: str, where: str) -> str:
+    """Where a redirect leads, if it stays on the origin called; a redirect elsewhere is an
+    error, so the key header never reaches another host."""
+    target = urljoin(url, location)
+    here, there = urlsplit(url), urlsplit(target)
+    if (here.scheme, here.hostname, here.port) != (there.scheme, there.hostname, there.port):
+        raise RestError(f"GET {where}: redirected to another host "
+                        f"({safe_text(there.scheme, 10)}://{safe_text(there.hostname, 80)}); "
+                        "not followed, so the API key stays with the configured host")
+    return target

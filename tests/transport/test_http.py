@@ -1,0 +1,81 @@
+"""The REST adapter against real HTTP servers on 127.0.0.1: redirects never carry the key away."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from alertd.transport.http import Http, RestError
+
+KEY = "sk-live-REDIRECTED-4242"
+
+
+class Server:
+    """Answers each path from `routes`: (status, headers, body); records each request's headers."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
+        self.seen: list[tuple[str, dict[str, str]]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.seen.append((self.path, dict(self.headers)))
+                status, headers, body = server.routes.get(self.path.split("?")[0],
+                                                          (404, {}, b"{}"))
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def servers():
+    made = [Server(), Server()]
+    yield made
+    for s in made:
+        s.close()
+
+
+def test_a_redirect_to_another_origin_is_refused_and_the_key_never_leaves(servers):
+    api, elsewhere = servers
+    elsewhere.routes["/steal"] = (200, {}, b"[]")
+    api.routes["/accounts/balance"] = (302, {"Location": f"{elsewhere.base}/steal"}, b"")
+    with pytest.raises(RestError) as caught:
+        Http(timeout=5).get(f"{api.base}/accounts/balance", headers={"X-API-KEY": KEY})
+    assert "redirected to another host" in str(caught.value)
+    assert KEY not in str(caught.value)
+    assert elsewhere.seen == []
+
+
+def test_a_redirect_within_the_origin_is_followed_with_the_key(servers):
+    api, _ = servers
+    api.routes["/v1/balance"] = (301, {"Location": "/v2/balance"}, b"")
+    api.routes["/v2/balance"] = (200, {}, json.dumps([{"asset": "ada", "free": "1.5"}]).encode())
+    reply = Http(timeout=5).get(f"{api.base}/v1/balance", headers={"X-API-KEY": KEY})
+    assert str(reply[0]["free"]) == "1.5"
+    assert [h.get("X-API-KEY") for _, h in api.seen] == [KEY, KEY]
+
+
+def test_a_redirect_loop_ends_as_an_error(servers):
+    api, _ = servers
+    api.routes["/a"] = (302, {"Location": "/a"}, b"")
+    with pytest.raises(RestError, match="redirects"):
+        Http(timeout=5).get(f"{api.base}/a")
+    assert len(api.seen) == 4
