@@ -155,3 +155,36 @@ class RawPeer:
 
 
 BlackHole = RawPeer  # completes the WebSocket handshake, then never sends or answers anything
+
+
+class JsonServer:
+    """A REST server: answers each path from `routes` (status, headers, body), 404 otherwise,
+    and records each request's path and headers."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
+        self.seen: list[tuple[str, dict[str, str]]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.seen.append((self.path, dict(self.headers)))
+                status, headers, body = server.routes.get(self.path.split("?")[0],
+                                                          (404, {}, b"{}"))
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

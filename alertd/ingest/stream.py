@@ -59,6 +59,8 @@ class Stream:
         self.heartbeat = clock()
         self._stopping = threading.Event()
         self._conn: wsclient.Connection | None = None
+        self._bugs_said: set[str] = set()
+        """Kinds of unreadable catch-up reply already logged with their traceback."""
         self._thread = threading.Thread(target=self._guarded, name=f"stream-{src.key}",
                                         daemon=True)
 
@@ -154,10 +156,19 @@ class Stream:
         started = time.time()
         try:
             frames = self.catch_up.frames(self._http, started - WINDOW)
-        except RestError as exc:
+        except Exception as exc:
+            if self._stopping.is_set():
+                return  # cut short by the stop: not a failure to tell anyone about
+            if isinstance(exc, RestError):
+                why = str(exc)
+            else:  # a reply we could not read (or a bug of ours) costs this catch-up alone
+                why = f"the reply could not be read ({type(exc).__name__})"
+                if type(exc).__name__ not in self._bugs_said:
+                    self._bugs_said.add(type(exc).__name__)
+                    log.error("%s: catch-up reply could not be read", src.key, exc_info=exc)
             log.warning("%s: catch-up over REST failed, retrying in %.0f s: %s", src.key,
-                        self.settings.catch_up_retry, exc)
-            self.session.catch_up_error(str(exc))
+                        self.settings.catch_up_retry, why)
+            self.session.catch_up_error(why)
             self._report()
             return
         if frames:

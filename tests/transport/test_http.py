@@ -3,51 +3,18 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from alertd.transport.http import Http, RestError
+from tests.sinks import JsonServer
 
 KEY = "sk-live-REDIRECTED-4242"
 
 
-class Server:
-    """Answers each path from `routes`: (status, headers, body); records each request's headers."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
-        self.seen: list[tuple[str, dict[str, str]]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.seen.append((self.path, dict(self.headers)))
-                status, headers, body = server.routes.get(self.path.split("?")[0],
-                                                          (404, {}, b"{}"))
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def servers():
-    made = [Server(), Server()]
+    made = [JsonServer(), JsonServer()]
     yield made
     for s in made:
         s.close()
