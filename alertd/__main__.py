@@ -1,3 +1,3 @@
-from alertd.cli.main import main
+from alertd.cli import main
 
 raise SystemExit(main())

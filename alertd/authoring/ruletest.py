@@ -12,7 +12,6 @@ import datetime as dt
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from alertd.detect.detector import level_subject
 from alertd.domain.events import EVENT_KINDS, LEVEL_KINDS, Event, FieldType, fields_of
 from alertd.domain.observations import Source, iso
 from alertd.exchanges import EXCHANGES
+from alertd.rules.conditions import ConditionError, coerce
 from alertd.rules.load import TEST_SUFFIXES, RuleSet, duration, load_rule_files, rule_files
 from alertd.runtime.pipeline import Pipeline
 from alertd.storage.store import Store
@@ -207,17 +207,21 @@ def parse_event(spec: Any, src: Source, path: Path, line: int,
     fields.update(account=src.account, exchange=src.exchange, market=src.market)
     for name, value in spec.items():
         if name != "kind":
-            fields[name] = _typed(value, types[name])
+            try:
+                fields[name] = _typed(name, value, types[name])
+            except ConditionError as exc:
+                problems.append(Problem(path, spec.line_of(name), f"'{kind}' event: {exc}"))
+                return None
     return Event(kind, _subject(kind, src, fields), fields)
 
 
-def _typed(value: Any, kind: FieldType) -> Any:
+def _typed(name: str, value: Any, kind: FieldType) -> Any:
+    """A hand-written value as detection would give it; a number that is none (`"1,860"`,
+    `abc`) is the writer's mistake, said as such, never a traceback."""
     if value is None:
         return None
-    if kind is FieldType.NUMBER:
-        return Decimal(str(value))
-    if kind is FieldType.BOOL:
-        return bool(value)
+    if kind in (FieldType.NUMBER, FieldType.BOOL):
+        return coerce(name, kind, value)
     return str(value)
 
 

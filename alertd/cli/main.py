@@ -13,6 +13,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from alertd.cli import EARLY_HUPS
 from alertd.common.errors import LoadError
 from alertd.common.redact import RedactingFormatter
 from alertd.config.load import Config, find_config, load_config
@@ -159,6 +160,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, on_signal)
+    if EARLY_HUPS:
+        EARLY_HUPS.clear()
+        log.info("received SIGHUP while starting; reloading config and rules once started")
+        agent.request_reload()
     return agent.run()
 
 

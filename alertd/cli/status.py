@@ -30,15 +30,20 @@ def report(state_path: Path, out: TextIO | None = None, now: float | None = None
         print(f"{state_path}: no state file yet; has alertd run with this config?", file=out)
         return 1
     now = time.time() if now is None else now
-    db = sqlite3.connect(f"file:{state_path}?mode=ro", uri=True)
     try:
-        health = db.execute("SELECT source, exchange, state, last_frame, connects, updated "
-                            "FROM health ORDER BY source").fetchall()
-        per_notifier = outbox_counts(db)
-        drops = db.execute("SELECT source, reason, count, example FROM drops "
-                           "ORDER BY source, reason").fetchall()
-    finally:
-        db.close()
+        db = sqlite3.connect(f"file:{state_path}?mode=ro", uri=True)
+        try:
+            health = db.execute("SELECT source, exchange, state, last_frame, connects, updated "
+                                "FROM health ORDER BY source").fetchall()
+            per_notifier = outbox_counts(db)
+            drops = db.execute("SELECT source, reason, count, example FROM drops "
+                               "ORDER BY source, reason").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        print(f"{state_path}: not an alertd state file ({exc}); check the path, or the "
+              "`state:` line of the config", file=out)
+        return 1
     updated = max((row[5] for row in health), default=None)
     holder = lock_holder(state_path)
     print(f"state: {state_path}, last written by alertd: {_ago(updated, now)}", file=out)

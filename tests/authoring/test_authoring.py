@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from alertd.cli.main import main
@@ -125,6 +126,16 @@ def test_explain_reports_a_bad_event_file_by_line(tmp_path, capsys):
     event = write(tmp_path / "e.yaml", "kind: balance\nasset: ada\nfrees: 450\n")
     assert main(["explain", "--rules", str(rules), str(event)]) == 1
     assert f"{event}:3: 'balance' events have no field 'frees'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ['"1,860"', "abc", "[1, 2]"])
+def test_explain_says_what_is_wrong_with_a_number_that_is_none(tmp_path, capsys, value):
+    rules = write(tmp_path / "rules" / "r.yaml", RULES).parent
+    event = write(tmp_path / "e.yaml", f"kind: balance\nasset: ada\nfree: {value}\n")
+    assert main(["explain", "--rules", str(rules), str(event)]) == 1
+    err = capsys.readouterr().err
+    assert f"{event}:3: 'balance' event: 'free' is a number" in err
+    assert "Traceback" not in err
 
 
 def test_notify_test_reports_each_url_in_plain_words_and_exits_1_on_failure(tmp_path, capsys):

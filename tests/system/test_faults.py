@@ -6,6 +6,7 @@ sockets go silent; every test is bounded by timeouts and stops by itself.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sqlite3
@@ -332,3 +333,30 @@ def test_status_can_be_pointed_at_the_state_file_directly(tmp_path, capsys):
     assert main(["status", "--state", str(tmp_path / "state.db")]) == 0
     assert "streams:\n  none recorded yet" in capsys.readouterr().out
     assert main(["status", "--state", str(tmp_path / "missing.db")]) == 1
+
+
+def _catches(pid: int, signum: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
+def test_sighup_while_starting_is_a_reload_once_started_not_an_exit(tmp_path, sim, rules_dir,
+                                                                    spawn):
+    with HttpSink() as sink:
+        cfg = agent_config(tmp_path, sim, {"hook": sink.url})
+        agent = spawn(cfg, rules_dir)
+        pid = agent.proc.pid
+        assert wait_for(lambda: agent.proc.poll() is not None or _catches(pid, signal.SIGHUP),
+                        20, interval=0.001)
+        state = str(tmp_path / "state.db")
+        opened = [os.readlink(f) for f in Path(f"/proc/{pid}/fd").iterdir()
+                  if os.path.exists(f)]
+        assert state not in opened  # taken before the slow part of starting, not after it
+        agent.signal(signal.SIGHUP)
+        assert sim.wait_ready(DD, timeout=20)
+        assert wait_for(lambda: "reloaded" in agent.stderr(), 20), agent.stderr()
+        assert agent.proc.poll() is None
+        agent.signal(signal.SIGTERM)
+        assert agent.wait() == 0
