@@ -42,14 +42,21 @@ class _Loader(yaml.SafeLoader):
     pass
 
 
+_YAML11_ONLY = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
 _Loader.yaml_implicit_resolvers = {
-    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    ch: [(tag, rx) for tag, rx in resolvers if tag not in _YAML11_ONLY]
     for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-for _ch in "tTfF":
-    _Loader.yaml_implicit_resolvers.setdefault(_ch, []).insert(
-        0, ("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"))
-    )
+_CORE = (  # YAML 1.2's core schema: `0x…` addresses, `23:00` and `yes` stay text
+    ("tag:yaml.org,2002:bool", "tTfF", r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    ("tag:yaml.org,2002:int", "-+0123456789", r"^[-+]?[0-9]+$"),
+    ("tag:yaml.org,2002:float", "-+.0123456789",
+     r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+)
+for _tag, _first, _rx in reversed(_CORE):  # tried in this order: int before float
+    for _ch in _first:
+        _Loader.yaml_implicit_resolvers.setdefault(_ch, []).insert(0, (_tag, re.compile(_rx)))
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LDict:
@@ -90,7 +97,13 @@ def _construct_decimal(loader: _Loader, node: yaml.ScalarNode) -> Decimal | floa
     return value if value.is_finite() else float(value)
 
 
+def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
+    """Decimal digits as written: `017` is seventeen, not YAML 1.1's octal fifteen."""
+    return int(str(loader.construct_scalar(node)), 10)
+
+
 _Loader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 

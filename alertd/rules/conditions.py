@@ -79,7 +79,14 @@ def _compile_field(name: str, ftype: FieldType, spec: Any, line: int | None) -> 
         if not spec:
             raise ConditionError(f"'{name}' has an empty operator mapping", line)
     out = []
-    for op, raw in spec.items():
+    ops = list(spec)
+    for i, (op, raw) in enumerate(spec.items()):
+        if op not in OPERATORS and raw is None and i and str(op).isdigit():
+            before = ops[i - 1]
+            raise ConditionError(
+                f"'{name}': in {{{before}: {spec[before]},...}} the comma ends the number, so "
+                "the digits after it read as a second key; write the number without "
+                "thousands separators", op_lines[op])
         if op not in OPERATORS:
             raise ConditionError(
                 f"unknown operator '{op}' on '{name}'{did_you_mean(op, OPERATORS)}; use one of: "

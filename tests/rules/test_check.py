@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -302,3 +303,42 @@ def test_check_format_json_for_editors_and_ci(env, capsys):
     assert report["ok"] is False
     assert {"file": str(bad), "line": 4, "message": "unknown rule key 'notfy'; did you mean "
             "'notify'?; expected one of: " + ", ".join(RULE_KEYS)} in report["problems"]
+
+
+def test_yaml_reads_addresses_times_and_leading_zeros_as_written(env, capsys):
+    """YAML 1.1 made `0x…` an integer that never matches, `23:00` the number 1380 and `017`
+    octal 15; rule and config files are read with YAML 1.2's core types instead."""
+    from alertd.common.yamlsrc import load_yaml
+
+    cfg, rules = env
+    write(rules / "good.yaml", """
+rules:
+  - name: ref
+    on: points
+    when: {source_ref: 0xed3e79ef16a7890e6eaef2aa6373b6bec5d59d5c}
+    quiet: {from: 23:00, to: 07:00}
+    notify: [trading]
+""")
+    rc, _, err = check(cfg, rules, capsys)
+    assert rc == 0, err
+    data = load_yaml(rules / "good.yaml")["rules"][0]
+    assert data["when"]["source_ref"] == "0xed3e79ef16a7890e6eaef2aa6373b6bec5d59d5c"
+    assert data["quiet"] == {"from": "23:00", "to": "07:00"}
+    assert load_yaml(write(rules.parent / "n.yaml", "a: 017\nb: 1.50\n")) == {"a": 17,
+                                                                            "b": Decimal("1.50")}
+
+
+def test_a_thousands_separator_in_a_flow_mapping_says_so(env, capsys):
+    cfg, rules = env
+    write(rules / "good.yaml", """
+rules:
+  - name: big
+    on: fill
+    when: {quote_qty: {gte: 1,000}}
+    notify: [trading]
+""")
+    rc, _, err = check(cfg, rules, capsys)
+    assert rc == 1
+    assert f"{rules / 'good.yaml'}:4: rule 'big': when: 'quote_qty': in {{gte: 1,...}} the " \
+        "comma ends the number" in err
+    assert "without thousands separators" in err
