@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any
+from decimal import Context, Decimal
+from typing import Any, NoReturn
 
 TERMINAL = frozenset({"filled", "cancelled", "rejected", "expired", "failed",
                       "partially_cancelled", "replaced"})
@@ -107,15 +107,87 @@ class StreamObs:
 Observation = FillObs | OrderObs | BalanceObs | PointsObs | PositionObs | StreamObs
 
 
+class Drop(Exception):
+    """A frame that is not acted on; `reason` is the counter name, `detail` an example.
+    It lives this low so that a normaliser's amount check drops a frame like the decoder does."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason, self.detail = reason, detail
+
+
+MAX_DIGITS = 40
+MAX_EXPONENT = 30
+"""A wire amount has at most 40 digits and a magnitude (adjusted exponent) within 1e±30. Real
+amounts sit well inside (an 18-decimal token's smallest unit is 1e-18, a 1e15 supply counted
+in it 33 digits); beyond, a number is hostile or broken, and `1e999999999` is a gigabyte as
+text in a `{price:.2f}`."""
+MAX_TEXT = 100
+"""Longer than any in-bounds numeral (sign, 30 leading zeros, point, 40 digits), so a longer
+one is refused before it is parsed."""
+
+
+EXACT = Context(prec=256)
+"""A context in which sums and products of bounded amounts are exact (the default rounds to
+28 digits): 40 digits from 1e+30 down to 1e-69, squared, is under 200 digits."""
+
+
+class AmountError(Drop):
+    """An amount outside the bounds: its frame is dropped, counted as `amount_out_of_range`."""
+
+    def __init__(self, text: str) -> None:
+        shown = text if len(text) <= 40 else f"{text[:30]}… ({len(text)} characters)"
+        super().__init__("amount_out_of_range", f"{shown} is not an amount of at most "
+                         f"{MAX_DIGITS} digits within 1e-{MAX_EXPONENT} to 1e+{MAX_EXPONENT}")
+
+
+def bounded(amount: Decimal, text: str | None = None) -> Decimal:
+    """`amount` itself if it is finite and within the bounds, else AmountError (`text`: how
+    it was written, for the message)."""
+    if amount.is_finite() and len(amount.as_tuple().digits) <= MAX_DIGITS \
+            and -MAX_EXPONENT <= amount.adjusted() <= MAX_EXPONENT:
+        return amount
+    raise AmountError(str(amount) if text is None else text)
+
+
+def parse_amount(text: str) -> Decimal:
+    """A numeral as a bounded, exact Decimal; `parse_float` for any JSON decoder of wire data.
+    Raises AmountError (a Drop), never anything slow or big."""
+    if len(text) > MAX_TEXT and len(text := text.strip()) > MAX_TEXT:
+        raise AmountError(text)
+    try:
+        amount = Decimal(text)
+    except ArithmeticError:  # decimal.InvalidOperation: not a numeral at all
+        raise AmountError(text) from None
+    return bounded(amount, text)
+
+
+def parse_whole(text: str) -> int:
+    """A JSON integer of at most MAX_DIGITS digits (ids and times too, so no exponent bound);
+    `parse_int` for any JSON decoder of wire data. Raises AmountError."""
+    if len(text) > MAX_DIGITS and len(text.lstrip("-")) > MAX_DIGITS:
+        raise AmountError(text)
+    return int(text)
+
+
+def parse_constant(name: str) -> NoReturn:
+    """`parse_constant` for any JSON decoder of wire data: NaN and Infinity are no amounts
+    (the default would put a float in the frame)."""
+    raise AmountError(name)
+
+
 def dec(value: Any) -> Decimal | None:
-    """A wire amount as an exact Decimal (the decoder already turned JSON floats into Decimal)."""
+    """A wire amount as an exact, bounded Decimal (the decoder already made JSON numbers
+    Decimal); out of bounds, AmountError drops the frame."""
     if value.__class__ is str:
-        return Decimal(value)
-    if value is None or isinstance(value, Decimal):
-        return value
+        return parse_amount(value)
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return bounded(value)
     if isinstance(value, str):
-        return Decimal(value.strip())
-    return Decimal(value)
+        return parse_amount(str(value))
+    return bounded(Decimal(value))
 
 
 def nonzero(value: Any) -> Decimal | None:

@@ -1,33 +1,30 @@
 """Raw frame → JSON object → schema-checked frame; anything else is a counted `Drop`.
 
-Numbers are parsed straight to Decimal (never float), so a threshold comparison is exact.
+Numbers are parsed straight to Decimal (never float), so a threshold comparison is exact, and
+bounded as they are parsed (`observations.MAX_DIGITS`), so `1e999999999` drops its frame as
+`amount_out_of_range` instead of becoming a gigabyte when an alert shows it.
 """
 
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from typing import Any
 
 import jsonschema_rs
 
+from alertd.domain.observations import Drop, parse_amount, parse_constant, parse_whole
 from alertd.exchanges import EXCHANGES, Exchange
 from alertd.transport.wsclient import MAX_FRAME
 
+__all__ = ["Drop", "Validators", "decode"]
 
-class Drop(Exception):
-    """A frame that is not acted on; `reason` is the counter name, `detail` an example."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason, self.detail = reason, detail
-
-
-_decoder = json.JSONDecoder(parse_float=Decimal)
+_decoder = json.JSONDecoder(parse_float=parse_amount, parse_int=parse_whole,
+                            parse_constant=parse_constant)
 
 
 def decode(raw: bytes | str) -> dict[str, Any]:
-    """Parse one frame; raises Drop for oversize, bad UTF-8, bad JSON or a non-object."""
+    """Parse one frame; raises Drop for oversize, bad UTF-8, bad JSON, a number out of bounds
+    or a non-object."""
     if len(raw) > MAX_FRAME:
         raise Drop("oversized", f"{len(raw)} bytes")
     if isinstance(raw, bytes | bytearray | memoryview):

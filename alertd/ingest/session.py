@@ -18,6 +18,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+MAX_DOUBLINGS = 30
+"""Backoff stops doubling here: 2**30 times any first delay is past any maximum, and a float
+times 2**1024 overflows (a stream down for days fails over a thousand times)."""
+
 
 @dataclass(frozen=True)
 class StreamSettings:
@@ -153,8 +157,8 @@ class Session:
 
     def connect_failed(self, reason: str) -> float:
         self.last_error = reason
-        delay = min(self.settings.backoff_max,
-                    self.settings.backoff_first * 2 ** self.failures) * (0.5 + self._rng())
+        delay = min(self.settings.backoff_max, self.settings.backoff_first
+                    * 2 ** min(self.failures, MAX_DOUBLINGS)) * (0.5 + self._rng())
         self.failures += 1
         self.state = "reconnecting"
         return delay

@@ -25,7 +25,7 @@ from alertd.ingest.decode import Drop, Validators, decode
 from alertd.rules.evaluate import evaluate, render
 from alertd.rules.load import RuleSet
 from alertd.shaping import reports
-from alertd.shaping.group import Groups, combine
+from alertd.shaping.group import Groups, combine_contained
 from alertd.storage.store import Store, write_failure
 
 log = logging.getLogger("alertd")
@@ -290,7 +290,7 @@ class Pipeline:
                 if rule is not None and rule.on == members[0].kind:
                     render = lambda f, r=rule: (r.title.render(f), r.message.render(f))  # noqa: E731
                     counted = "fills" in rule.title.fields
-                alert = combine(members, render, counted)
+                alert = combine_contained(members, render, counted)
                 self.outbox.add(alert, rule.quiet if rule is not None else None)
                 self.messages += 1
                 if len(members) > 1:

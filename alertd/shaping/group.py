@@ -7,21 +7,29 @@ price and fees, anything else as a list. A group is written in the same transact
 frames that fed it and released in the one that queues its message, so a crash inside the
 window loses nothing and sends nothing twice. An order that ends releases its group at once:
 no more of it can come, so waiting would only make the message late.
+
+A group is the unit that fails alone: one that cannot be summed or combined goes out as the
+list of its members, logged, and a stored row that cannot be read is logged and skipped, so
+one bad group never holds the others (or itself) in the file for good.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from alertd.domain.alerts import Alert, highest
 from alertd.domain.events import EVENT_KINDS, FieldType, fields_of
-from alertd.domain.observations import TERMINAL
+from alertd.domain.observations import EXACT, TERMINAL, AmountError, bounded
 from alertd.domain.templates import one_line
-from alertd.storage.store import Store
+from alertd.storage.store import Store, write_failure
+
+log = logging.getLogger("alertd")
 
 DEFAULT_WAIT = 2.0
 DEFAULT_BY: dict[str, tuple[str, ...]] = {"fill": ("account", "order_id"),
@@ -50,28 +58,58 @@ def encode(alert: Alert) -> str:
 
 
 def decode(rule: str, text: str) -> Alert:
+    """A stored member; a number field that no longer reads as one stays text, so the member
+    can still be listed."""
     data = json.loads(text)
     types = fields_of(data["kind"]) if data["kind"] in EVENT_KINDS else {}
-    fields = {k: Decimal(v) if types.get(k) is FieldType.NUMBER and v is not None else v
-              for k, v in data["fields"].items()}
+    fields = dict(data["fields"] or {})
+    for k, v in fields.items():
+        if types.get(k) is FieldType.NUMBER and v is not None:
+            with contextlib.suppress(ArithmeticError, TypeError, ValueError):
+                fields[k] = Decimal(v)
     return Alert(rule=rule, kind=data["kind"], account=data["account"],
                  severity=data["severity"], title=data["title"], body=data["body"],
                  notify=tuple(data["notify"]), fields=fields)
 
 
+AMOUNTS = ("qty", "price", "quote_qty", "fee", "filled_qty")
+"""The fields of a fill that are summed or compared, so checked before they are."""
+
+
 def total_fill(members: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     """The fills of one symbol and side as one fill: quantities and fees summed, the price
-    averaged by quantity, progress from the latest. None if they do not add up (mixed)."""
+    averaged by quantity, progress from the latest. None if they do not add up: mixed, or an
+    amount that is not one (a row stored before amounts were bounded). A fill without a price
+    (None, or 0: DeltaDeFi's "unknown") or quantity leaves no average price, shown `-`."""
     first, last = members[0], members[-1]
-    if any((m["symbol"], m["side"], m["account"]) != (first["symbol"], first["side"],
-                                                      first["account"]) for m in members):
+    if any((m.get("symbol"), m.get("side"), m.get("account")) != (
+            first.get("symbol"), first.get("side"), first.get("account")) for m in members):
         return None
-    qty = sum((m["qty"] for m in members), Decimal(0))
-    value = sum((m["qty"] * m["price"] for m in members), Decimal(0))
-    quotes = [m.get("quote_qty") for m in members]
-    places = max(-m["price"].as_tuple().exponent for m in members)
-    price = _plain((value / qty).quantize(Decimal(1).scaleb(-(places + 4)))) if qty else last[
-        "price"]
+    try:
+        for m in members:
+            for name in AMOUNTS:
+                value = m.get(name)
+                if value is not None and not isinstance(value, Decimal):
+                    return None
+                if value is not None:
+                    bounded(value)
+        with localcontext(EXACT):
+            return _total(members, last)
+    except (ArithmeticError, AmountError):
+        return None
+
+
+def _total(members: Sequence[Mapping[str, Any]], last: Mapping[str, Any]) -> dict[str, Any]:
+    qtys = [m.get("qty") for m in members]
+    prices = [m.get("price") for m in members]
+    qty = None if None in qtys else sum(qtys, Decimal(0))
+    price = None
+    if qty and all(prices):
+        value = sum((q * p for q, p in zip(qtys, prices, strict=True)), Decimal(0))
+        places = max(-p.as_tuple().exponent for p in prices)
+        price = _plain((value / qty).quantize(Decimal(1).scaleb(-(places + 4))))
+    elif qty == 0 and all(prices):
+        price = last.get("price")
     fee_assets = {m.get("fee_asset") for m in members if m.get("fee") is not None}
     fees = [m["fee"] for m in members if m.get("fee") is not None]
     if len(fee_assets) <= 1:
@@ -83,10 +121,11 @@ def total_fill(members: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
             if m.get("fee") is not None:
                 by_asset[m["fee_asset"]] = by_asset.get(m["fee_asset"], Decimal(0)) + m["fee"]
         fee, fee_asset = " + ".join(f"{v} {k}" for k, v in by_asset.items()), ""
+    quotes = [m.get("quote_qty") for m in members]
     roles = {m.get("role") for m in members}
     trades = [str(m.get("trade_id")) for m in members]
     return {**last, "qty": qty, "price": price, "fee": fee, "fee_asset": fee_asset,
-            "quote_qty": None if None in quotes else sum(quotes, Decimal(0)),  # type: ignore[arg-type]
+            "quote_qty": None if None in quotes else sum(quotes, Decimal(0)),
             "role": roles.pop() if len(roles) == 1 else "+".join(sorted(map(str, roles))),
             "trade_id": ", ".join(trades) if len(trades) <= 5 else f"{trades[0]} … {trades[-1]}",
             "filled_qty": max((m["filled_qty"] for m in members if m.get("filled_qty")
@@ -116,10 +155,36 @@ def combine(members: Sequence[Alert], render: Any = None, counted: bool = False)
                 title = f"{title} ({len(members)} fills)"
             return Alert(rule=first.rule, kind="fill", account=first.account, severity=severity,
                          title=title, body=body, notify=first.notify, fields=total)
-    lines = [one_line(m.title, m.body, LINE) for m in members]
-    return Alert(rule=first.rule, kind=first.kind, account=first.account, severity=severity,
+    return listed(members)
+
+
+def listed(members: Sequence[Alert]) -> Alert:
+    """A group as the list of its members' own titles and bodies, one short line each."""
+    first = members[0]
+    if len(members) == 1:
+        return first
+    lines = [one_line(str(m.title), str(m.body), LINE) for m in members]
+    return Alert(rule=first.rule, kind=first.kind, account=first.account,
+                 severity=highest(m.severity for m in members),
                  title=f"{first.title} (+{len(members) - 1} more)", body="\n".join(lines),
                  notify=first.notify)
+
+
+def combine_contained(members: Sequence[Alert],
+                      render: Callable[[Mapping[str, Any]], tuple[str, str]] | None = None,
+                      counted: bool = False) -> Alert:
+    """`combine`, except that a group it cannot combine (a bug, a stored value it cannot
+    read) is logged once with its rule and goes out listed: it never stays behind, nor
+    holds back the groups released with it."""
+    try:
+        return combine(members, render, counted)
+    except Exception as exc:
+        if write_failure(exc):
+            raise
+        log.error("rule %s: a group of %d alerts could not be combined (%s: %s); sent as a "
+                  "list of them", members[0].rule, len(members), type(exc).__name__,
+                  str(exc)[:200], exc_info=True)
+        return listed(members)
 
 
 def ends_group(alert: Alert) -> bool:
@@ -175,7 +240,15 @@ class Groups:
             rows = self.store.db.execute("SELECT alert FROM groups WHERE rule=? AND gkey=? "
                                          "ORDER BY id", (rule, key)).fetchall()
             self.store.db.execute("DELETE FROM groups WHERE rule=? AND gkey=?", (rule, key))
-            out.append([decode(rule, text) for (text,) in rows])
+            members = []
+            for (text,) in rows:
+                try:
+                    members.append(decode(rule, text))
+                except Exception as exc:  # nothing to send it with: keeping it would wedge it
+                    log.error("rule %s: a grouped alert in the state file cannot be read "
+                              "(%s: %s), dropped: %.300s", rule, type(exc).__name__, exc, text)
+            if members:
+                out.append(members)
         self.reload()
         return out
 

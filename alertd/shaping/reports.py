@@ -6,20 +6,26 @@ the clock passed in (the `schedule` package only wakes the check; it cannot be g
 a zone without pytz, nor remember a run missed while the process was down). The state file
 records the last period reported, in the transaction that queues the report, so a report is
 never sent twice, and one missed while alertd was down goes out once on start, marked late.
+A section that cannot be rendered (a stored amount no sum can hold) says so in the report
+and in the log; the rest of the report still goes out, and the schedule goes on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alertd.domain.alerts import Alert
-from alertd.storage.store import Store
+from alertd.domain.observations import EXACT
+from alertd.storage.store import Store, write_failure
+
+log = logging.getLogger("alertd")
 
 REPORT_KEYS = ("name", "every", "tz", "notify", "include")
 SECTIONS = ("fills", "balances", "points", "health")
@@ -159,31 +165,44 @@ def render(report: Report, store: Store, start: float, end: float, late: bool,
 
     title = (f"Report {report.name}: {when(start)} to {when(end)} {report.tz.key}"
              + (" (late)" if late else ""))
-    parts: list[str] = []
-    if "fills" in report.include:
-        parts.append(_fills(store, start, end))
-    if "balances" in report.include:
-        parts.append(_balances(store))
-    if "points" in report.include:
-        parts.append(_points(store))
-    if "health" in report.include:
-        parts.append(_health(store, start, end, streams))
+    sections: dict[str, Callable[[], str]] = {
+        "fills": lambda: _fills(store, start, end), "balances": lambda: _balances(store),
+        "points": lambda: _points(store), "health": lambda: _health(store, start, end, streams)}
+    parts = [_section(report, name, sections[name]) for name in SECTIONS
+             if name in report.include]
     return Alert(rule=f"report:{report.name}", kind="report", account="-", severity="info",
                  title=title, body="\n".join(parts), notify=report.notify)
 
 
+def _section(report: Report, name: str, make: Callable[[], str]) -> str:
+    """One section, or a line saying it failed (logged): a report whose data one section
+    cannot show is still sent, and its schedule is not held back by it."""
+    try:
+        return make()
+    except Exception as exc:
+        if write_failure(exc):
+            raise
+        log.error("report %s: the %s section could not be rendered (%s: %s)", report.name,
+                  name, type(exc).__name__, str(exc)[:200], exc_info=True)
+        return (f"{name.capitalize()}: could not be rendered ({type(exc).__name__}); "
+                "see alertd's log")
+
+
 def _fills(store: Store, start: float, end: float) -> str:
+    """Fills per account, symbol and side; summed exactly (the default context rounds a total
+    to 28 digits)."""
     rows = store.db.execute("SELECT account, symbol, side, qty, quote, fee, fee_asset FROM "
                             "fill_log WHERE time > ? AND time <= ? ORDER BY account, symbol, "
                             "side", (start, end)).fetchall()
     totals: dict[tuple[str, str, str], list[Any]] = {}
-    for account, symbol, side, qty, quote, fee, fee_asset in rows:
-        t = totals.setdefault((account, symbol, side), [0, Decimal(0), Decimal(0), {}])
-        t[0] += 1
-        t[1] += Decimal(qty)
-        t[2] += Decimal(quote or 0)
-        if fee is not None:
-            t[3][fee_asset or ""] = t[3].get(fee_asset or "", Decimal(0)) + Decimal(fee)
+    with localcontext(EXACT):
+        for account, symbol, side, qty, quote, fee, fee_asset in rows:
+            t = totals.setdefault((account, symbol, side), [0, Decimal(0), Decimal(0), {}])
+            t[0] += 1
+            t[1] += Decimal(qty)
+            t[2] += Decimal(quote or 0)
+            if fee is not None:
+                t[3][fee_asset or ""] = t[3].get(fee_asset or "", Decimal(0)) + Decimal(fee)
     lines = [f"Fills: {len(rows)}"]
     for (account, symbol, side), (n, qty, quote, fees) in totals.items():
         paid = ", ".join(f"{v} {k}".strip() for k, v in fees.items()) or "none"

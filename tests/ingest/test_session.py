@@ -3,6 +3,8 @@ loop acts on (backoff, keep-alive, giving up, reporting down and back, catch-up 
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from alertd.ingest.session import Session, StreamSettings
@@ -144,3 +146,18 @@ def test_without_catch_up_nothing_asks_for_one(clock):
     assert not s.connecting()
     s.paused()
     assert not s.connecting() and not s.catch_up_retry_due()
+
+
+def test_backoff_after_two_thousand_failures_stays_at_the_cap_with_its_jitter(clock):
+    settings = dataclasses.replace(S, backoff_first=1.0, backoff_max=60.0)  # floats, as run
+
+    def failing(rng: float) -> Session:
+        return Session("x", "wss://x", settings, clock=clock, rng=lambda: rng)
+
+    s = failing(0.5)
+    delays = [s.connect_failed("refused") for _ in range(2001)]
+    assert s.failures == 2001 and delays[-1000:] == [60.0] * 1000
+    for rng, delay in ((0.0, 30.0), (1.0, 90.0)):
+        s = failing(rng)
+        s.failures = 2000
+        assert s.connect_failed("refused") == delay
