@@ -1,6 +1,6 @@
 """The HTTP client adapter (requests): the only module that imports it.
 
-REST replies are bounded in size and time, parsed straight to Decimal, and every error is
+REST replies are bounded in size and time, parsed straight to bounded Decimals, and every error is
 turned into a `RestError` whose text names no URL query and no key. The time bound is for the
 whole call: requests' own timeout is per read, which a server dripping bytes never trips.
 Redirects are followed only within the origin called: requests strips `Authorization` on a
@@ -13,7 +13,6 @@ import contextlib
 import json
 import socket
 import threading
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -24,10 +23,12 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError
 
 from alertd.common.redact import redact_url, safe_text
+from alertd.domain.observations import AmountError, parse_amount, parse_constant, parse_whole
 
 MAX_REPLY = 8 << 20
 MAX_REDIRECTS = 3
-_decoder = json.JSONDecoder(parse_float=Decimal)
+_decoder = json.JSONDecoder(parse_float=parse_amount, parse_int=parse_whole,
+                            parse_constant=parse_constant)
 
 
 class RestError(Exception):
@@ -112,6 +113,8 @@ class Http:
                             f"{safe_text(body[:200].decode('utf-8', 'replace'), 120)}")
         try:
             return _decoder.decode(body.decode("utf-8"))
+        except AmountError as exc:
+            raise RestError(f"GET {where}: {exc}") from None
         except (ValueError, RecursionError):
             raise RestError(f"GET {where}: the reply is not JSON") from None
 

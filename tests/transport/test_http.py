@@ -46,3 +46,11 @@ def test_a_redirect_loop_ends_as_an_error(servers):
     with pytest.raises(RestError, match="redirects"):
         Http(timeout=5).get(f"{api.base}/a")
     assert len(api.seen) == 4
+
+
+def test_a_hostile_number_in_a_reply_is_an_error_not_a_gigabyte(servers):
+    api, _ = servers
+    api.routes["/accounts/balance"] = (200, {}, b'[{"asset": "ada", "free": 1e999999999}]')
+    with pytest.raises(RestError, match="amount_out_of_range") as caught:
+        Http(timeout=5).get(f"{api.base}/accounts/balance")
+    assert len(str(caught.value)) < 300
