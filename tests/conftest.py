@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -23,6 +24,19 @@ USER = "0xed3e79ef16a7890e6eaef2aa6373b6bec5d59d5c"
 FAST = StreamSettings(connect_timeout=3, ping_every=0.5, idle_timeout=3, ack_timeout=3,
                       backoff_first=0.1, backoff_max=0.5, stable_after=30, refused_backoff=2,
                       down_after=1.0, tick=0.1)
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """An in-process `alertd ...` sets up logging for a whole process (the root logger's level
+    and handler); put it back, so a test's captured logs never depend on the one before."""
+    root = logging.getLogger()
+    level, before = root.level, set(root.handlers)
+    yield
+    root.setLevel(level)
+    for handler in list(root.handlers):
+        if handler not in before and type(handler).__module__.startswith("alertd"):
+            root.removeHandler(handler)
 
 
 @pytest.fixture(params=["UTC", "Europe/Berlin", "Pacific/Kiritimati", "America/Los_Angeles"])

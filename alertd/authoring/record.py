@@ -3,8 +3,10 @@ changes), one JSON line each with its receive time, for `alertd replay`.
 
 Frames are written as decoded (numbers exactly as received), before any check, so a replay
 sees what the daemon saw; frames dropped while decoding (not JSON, too large) are not
-recorded. Secrets are removed as each line is written: every registered secret (API keys,
-notifier tokens) and every SoDEX-style address. The file rotates by size.
+recorded. Secrets are removed from every string (values and keys, however deep) before the
+line is encoded: every registered secret (API keys, notifier passwords and tokens, even a short
+token standing alone in a field) and every SoDEX-style address. Scrubbing the encoded line
+instead missed a secret JSON writes escaped (`p\\u00e4ss`). The file rotates by size.
 """
 
 from __future__ import annotations
@@ -58,8 +60,8 @@ class Recording:
         self._write({"source": _source(src), "status": status, "reason": reason})
 
     def _write(self, entry: dict[str, Any]) -> None:
-        line = to_json({"t": round(self.clock(), 6), **entry})
-        self._file.write(ADDRESS.sub("0x…redacted", scrub(line)) + "\n")
+        line = to_json({"t": round(self.clock(), 6), **_clean(entry)})
+        self._file.write(line + "\n")
         self._file.flush()
         self.lines += 1
         if self._file.tell() > self.max_bytes:
@@ -76,6 +78,18 @@ class Recording:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _clean(value: Any) -> Any:
+    """The value with every string in it scrubbed: the exchange may echo a key or token in any
+    field, so no field is trusted by its name."""
+    if isinstance(value, str):
+        return ADDRESS.sub("0x…redacted", scrub(value, standalone=True))
+    if isinstance(value, dict):
+        return {_clean(str(k)): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
 
 
 def _source(src: Source) -> dict[str, str]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from alertd.cli import EARLY_HUPS
 from alertd.common.errors import LoadError
-from alertd.common.redact import RedactingFormatter
+from alertd.common.redact import RedactingFormatter, install_log_redaction
 from alertd.config.load import Config, find_config, load_config
 from alertd.rules.load import RuleSet, load_rules
 
@@ -40,6 +40,9 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def setup_logging(verbose: bool = False, level: int = logging.INFO) -> None:
+    """One stderr handler on the root logger; every record, from any library and whatever
+    handler takes it, is scrubbed and escaped as it is made (`install_log_redaction`)."""
+    install_log_redaction()
     handler = _Stderr()
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(message)s",
                                             "%Y-%m-%dT%H:%M:%S"))

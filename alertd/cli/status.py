@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from alertd.delivery.outbox import counts as outbox_counts
-from alertd.storage.store import lock_holder
+from alertd.storage.lockfile import lock_holder
 
 
 def _ago(ts: float | None, now: float) -> str:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import apprise
 
 from alertd.common.errors import LoadError, Problem
-from alertd.common.redact import redact_notifier_url, safe_text
+from alertd.common.redact import redact_notifier_url, register_notifier_url, safe_text
 
 TRUNCATED = "\n[… truncated by alertd]"
 READ_TIMEOUT = 30.0
@@ -166,6 +166,7 @@ def build_notifiers(notifiers: Mapping[str, tuple[str, ...]], config_path: Path 
         line = (lines or {}).get(name, 1)
         services: dict[str, apprise.Apprise] = {}
         for i, url in enumerate(urls, 1):
+            register_notifier_url(url)  # also when the URLs come from no config (demo --notify)
             service = apprise.Apprise(asset=asset)
             if not service.add(url):
                 problems.append(Problem(config_path, line, (

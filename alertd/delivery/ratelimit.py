@@ -77,6 +77,8 @@ class Window:
         """How many messages may go now."""
         if self.rate is None:
             return 1 << 30
+        if self._sent and self._sent[-1] > now:  # the wall clock stepped back: a send seen
+            self._sent = deque(min(t, now) for t in self._sent)  # "later" was by now at most
         while self._sent and self._sent[0] <= now - self.rate.per:
             self._sent.popleft()
         return max(0, self.rate.count - len(self._sent))

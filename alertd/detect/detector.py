@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from decimal import Decimal
 
+from alertd.detect.levels import LastLevels
 from alertd.domain.events import LEAGUES, Event
 from alertd.domain.observations import (
     BalanceObs,
@@ -37,17 +38,18 @@ class Detector:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._looked_at: set[str] = set()
-        self.levels: dict[str, Event] = {}
-        """The last balance and position event per subject, for rules a reload adds."""
+        self.last = LastLevels(store)
+        """The last level event per subject, for reminders and for rules a reload adds."""
 
-    def observe(self, src: Source, obs: Observation, quiet: float | None = None) -> list[Event]:
-        """Events in one observation. With `quiet` (an epoch time) it is a first look at a
-        stream's history: what happened up to then is recorded, not announced, since it
+    def observe(self, src: Source, obs: Observation,
+                history_until: float | None = None) -> list[Event]:
+        """Events in one observation. With `history_until` (an epoch time) it is a first look
+        at a stream's history: what happened up to then is recorded, not announced, since it
         happened before alertd watched; a fill stamped later is still news."""
         if isinstance(obs, OrderObs):
-            return self._order(src, obs, quiet)
+            return self._order(src, obs, history_until)
         if isinstance(obs, FillObs):
-            return self._trade(src, obs, quiet)
+            return self._trade(src, obs, history_until)
         if isinstance(obs, BalanceObs):
             return self._balance(src, obs)
         if isinstance(obs, PositionObs):
@@ -69,13 +71,14 @@ class Detector:
             "filled_qty": filled, "order_qty": order_qty, "complete": complete,
             "caught_up": src.catching_up, "fills": 1})
 
-    def _order(self, src: Source, o: OrderObs, quiet: float | None) -> list[Event]:
+    def _order(self, src: Source, o: OrderObs, history_until: float | None) -> list[Event]:
         known = self.store.order(src.key, o.order_id)
         prev_status, _, announced, credit = known or (None, None, ZERO, ZERO)
         events: list[Event] = []
         if o.fills is not None:
-            announced, credit, events = self._records(src, o, announced, credit, quiet)
-        if o.status != prev_status and quiet is None and not _stale(o.time, self.store.clock()):
+            announced, credit, events = self._records(src, o, announced, credit, history_until)
+        if o.status != prev_status and history_until is None \
+                and not _stale(o.time, self.store.clock()):
             events.append(Event("order", f"{src.key}/{o.order_id}", {
                 **self._common(src, o.time), "order_id": o.order_id, "symbol": o.symbol,
                 "side": o.side, "type": o.type, "status": o.status,
@@ -87,7 +90,7 @@ class Detector:
         return events
 
     def _records(self, src: Source, o: OrderObs, announced: Decimal, credit: Decimal,
-                 quiet: float | None) -> tuple[Decimal, Decimal, list[Event]]:
+                 history_until: float | None) -> tuple[Decimal, Decimal, list[Event]]:
         """DeltaDeFi fills: one per new execution record, sized exactly.
 
         When `executed_base_qty` runs ahead of the records, the difference is announced at
@@ -122,9 +125,9 @@ class Detector:
             self._fill_event(src, f, filled, o.qty,
                              (o.qty is not None and filled >= o.qty)
                              or (done and filled >= executed))
-            for f, filled in out if not _history(f, quiet, self.store.clock())]
+            for f, filled in out if not _history(f, history_until, self.store.clock())]
 
-    def _trade(self, src: Source, f: FillObs, quiet: float | None) -> list[Event]:
+    def _trade(self, src: Source, f: FillObs, history_until: float | None) -> list[Event]:
         """SoDEX accountTrade: the fill itself; progress comes from the order's fills so far."""
         if self.store.fill_seen(src.key, f.trade_id, f.order_id):
             return []
@@ -132,7 +135,7 @@ class Detector:
             None, None, ZERO, ZERO)
         announced += f.qty
         self.store.put_order(src.key, f.order_id, (status, order_qty, announced, credit))
-        if _history(f, quiet, self.store.clock()):
+        if _history(f, history_until, self.store.clock()):
             return []
         complete = order_qty is not None and announced >= order_qty
         return [self._fill_event(src, f, announced, order_qty, complete)]
@@ -159,7 +162,7 @@ class Detector:
             changed=changed))]
 
     def _level(self, event: Event) -> Event:
-        self.levels[event.subject] = event
+        self.last.put(event)
         return event
 
     def _position(self, src: Source, p: PositionObs) -> list[Event]:
@@ -207,18 +210,17 @@ class Detector:
         if prev_status == s.status:
             return []
         self.store.put_level(subject, s.status, s.reason)
-        if prev_status is None and s.status == "connected":
-            return []
-        return [Event("stream", subject, {**self._common(src, s.time), "status": s.status,
-                                          "reason": s.reason})]
+        event = self._level(Event("stream", subject, {
+            **self._common(src, s.time), "status": s.status, "reason": s.reason}))
+        return [] if prev_status is None and s.status == "connected" else [event]
 
 
-def _history(f: FillObs, quiet: float | None, now: float) -> bool:
-    """A fill up to `quiet`, or older than housekeeping keeps fills (its order may have been
+def _history(f: FillObs, history_until: float | None, now: float) -> bool:
+    """A fill up to `history_until`, or older than housekeeping keeps fills (its order may have been
     forgotten, so the exchange restating it must not make it news again)."""
     if _stale(f.ts if f.ts is not None else f.time, now):
         return True
-    return quiet is not None and (f.ts is None or f.ts <= quiet)
+    return history_until is not None and (f.ts is None or f.ts <= history_until)
 
 
 def _stale(when: str | float | None, now: float) -> bool:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
@@ -107,3 +110,20 @@ class Event:
     @property
     def account(self) -> str:
         return self.fields["account"]
+
+
+def plain_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """An event's fields as JSON can hold them, numbers as their exact text."""
+    return {k: str(v) if isinstance(v, Decimal) else v for k, v in fields.items()}
+
+
+def typed_fields(kind: str, stored: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Stored fields back in their types; a number that no longer reads as one stays text,
+    so what holds it can still be shown."""
+    types = fields_of(kind) if kind in EVENT_KINDS else {}
+    fields = dict(stored or {})
+    for k, v in fields.items():
+        if types.get(k) is FieldType.NUMBER and v is not None:
+            with contextlib.suppress(ArithmeticError, TypeError, ValueError):
+                fields[k] = Decimal(v)
+    return fields

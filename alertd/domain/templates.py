@@ -1,7 +1,9 @@
 """Alert templates: `{field}` and `{field:spec}` only, checked when rules load.
 
 No attribute or index access and no conversions, so a rule file can never reach into Python
-objects (`{x.__class__}` is a load error, not a leak).
+objects (`{x.__class__}` is a load error, not a leak). Field values come from outside (an
+exchange's symbol, a stream's reason), so each is neutralised as it is filled in: controls
+escaped, chat mentions broken. The rule author's own text is left as written.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import re
 import string
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from alertd.common.redact import neutralise
 
 _FORMATTER = string.Formatter()
 MISSING = "-"
@@ -67,14 +71,14 @@ class Template:
         self._parts = tuple(parts)
 
     def render(self, values: Mapping[str, Any]) -> str:
-        """Fill in the fields; a value the spec does not fit is shown plainly rather than lost."""
+        """Fill in the fields, each neutralised (`@everyone` from an exchange must ping no one);
+        a value the spec does not fit is shown plainly rather than lost."""
         out: list[str] = []
         for literal, name, spec in self._parts:
             out.append(literal)
             if name is None:
                 continue
-            value = values.get(name)
-            out.append(_format(value, spec))
+            out.append(neutralise(_format(values.get(name), spec)))
         text = "".join(out)
         if len(text) > MAX_RENDERED:
             return text[:MAX_RENDERED] + " …[cut]"

@@ -17,8 +17,21 @@ DEADLINE = 30.0
 
 class CatchUp(Protocol):
     def frames(self, http: Http, since: float) -> list[dict[str, Any]]:
-        """Frames, oldest first, restating the account since `since` (epoch seconds)."""
+        """Frames, oldest first, restating the account since `since` (epoch seconds).
+
+        Raises RestError when it failed; PartialCatchUp when only some of its calls failed,
+        carrying the frames the others fetched."""
         ...
+
+
+class PartialCatchUp(RestError):
+    """Some calls of a catch-up failed: `frames` is what the others fetched (a balance
+    baseline, the trading pairs that answered), worth taking as it is; the catch-up still
+    counts as failed, so it is reported and tried again."""
+
+    def __init__(self, message: str, frames: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.frames = frames
 
 
 class Budget:

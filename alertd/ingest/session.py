@@ -43,8 +43,10 @@ class Session:
 
     Backoff doubles from `backoff_first` to `backoff_max` with ±50 % jitter and resets only
     after a connection stayed up `stable_after`; a refusal waits `refused_backoff` (±25 %).
-    The account is reported `disconnected` once it has been unreachable for `down_after`
-    (a socket that never answered was never up), and `connected` once it is back.
+    The account is reported `disconnected` once it has not been up for `down_after`, and
+    `connected` once it is back. Up means a connection that stayed ready for `up_for`
+    (the shorter of `stable_after` and `down_after`): a server that accepts and closes every
+    session at once is unreachable, however many handshakes succeed.
     """
 
     def __init__(self, label: str, url: str, settings: StreamSettings, *,
@@ -61,6 +63,10 @@ class Session:
         self.catch_up_due: float | None = None
         self.catch_up_failed = False
         self.answered = self.announced = False
+        self.up_for = min(settings.stable_after, settings.down_after)
+        self._back_pending = False
+        self._said_up = False
+        """`connected` was the last word on the stream (a reconnect need not say it again)."""
         self._opened = self._last_frame = self._last_sent = 0.0
         self._reports: list[tuple[str, str]] = []
 
@@ -119,7 +125,24 @@ class Session:
             return False
         self.announced = True
         self.state = "connected"
-        self.down_reported = False
+        if self.down_reported:  # said down: say back only once it has stayed up (`steady`)
+            self._back_pending = True
+        elif not self._said_up:
+            self._said_up = True
+            self._reports.append(("connected", f"connected to {self.url}"))
+        return True
+
+    def steady(self) -> bool:
+        """Called each tick while the socket is ready: once it has stayed up `up_for`, the
+        account counts as up (and is said to be back, if it was said down); True then."""
+        now = self._clock()
+        if not self.announced or now - self._opened < self.up_for:
+            return False
+        self.down_since = now
+        if not self._back_pending:
+            return False
+        self._back_pending = self.down_reported = False
+        self._said_up = True
         self._reports.append(("connected", f"connected to {self.url}"))
         return True
 
@@ -151,8 +174,9 @@ class Session:
         now = self._clock()
         if now - self._opened >= self.settings.stable_after:
             self.failures = 0
-        if self.answered:
-            self.down_since = now
+        if self.announced and now - self._opened >= self.up_for:
+            self.down_since = now  # up until now; a shorter session leaves the clock running
+        self._back_pending = False
         return self.connect_failed(reason)
 
     def connect_failed(self, reason: str) -> float:
@@ -170,6 +194,7 @@ class Session:
         self.last_error = reason
         self.state = "rejected"
         self.down_reported = True
+        self._said_up = False
         self._reports.append(("rejected", reason))
         return self.settings.refused_backoff * (0.75 + self._rng() / 2)
 
@@ -178,6 +203,7 @@ class Session:
         now = self._clock()
         if not self.down_reported and now - self.down_since >= self.settings.down_after:
             self.down_reported = True
+            self._said_up = False
             self._reports.append(("disconnected", (
                 f"{self.label} unreachable for {now - self.down_since:.0f} s: "
                 f"{self.last_error}")))

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from alertd.domain.observations import Source
 from alertd.exchanges import WINDOW, CatchUp, StreamProtocol, SubscriptionRefused
+from alertd.exchanges.common import PartialCatchUp
 from alertd.ingest.decode import Drop, decode
 from alertd.ingest.session import Session, StreamSettings
 from alertd.transport import wsclient
@@ -159,6 +160,8 @@ class Stream:
         except Exception as exc:
             if self._stopping.is_set():
                 return  # cut short by the stop: not a failure to tell anyone about
+            if isinstance(exc, PartialCatchUp) and exc.frames:
+                self.core.catch_up(src, exc.frames, started)  # keep what the others got
             if isinstance(exc, RestError):
                 why = str(exc)
             else:  # a reply we could not read (or a bug of ours) costs this catch-up alone
@@ -221,6 +224,8 @@ class Stream:
         while not self._stopping.is_set():
             if session.check_ready(protocol.ready()):
                 log.info("%s: connected to %s", src.key, protocol.url)
+                self._report()
+            if session.steady():
                 self._report()
             if self.core.stalled is not None:
                 return "paused: the state file cannot be written"

@@ -14,8 +14,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-import schedule
-
 from alertd.common.errors import LoadError, Problem
 from alertd.common.redact import safe_text
 from alertd.config.load import UNSET, Config, NotifierOptions
@@ -31,7 +29,10 @@ from alertd.rules.load import RuleSet
 from alertd.runtime import sdnotify
 from alertd.runtime.core import Core
 from alertd.runtime.pipeline import Pipeline
-from alertd.storage.store import StateLocked, StateWriteError, Store
+from alertd.runtime.ticker import Ticker
+from alertd.storage.lockfile import StateLocked
+from alertd.storage.schema import SchemaError
+from alertd.storage.store import StateWriteError, Store
 from alertd.transport.wsclient import connect as ws_connect
 
 log = logging.getLogger("alertd")
@@ -50,7 +51,7 @@ def open_store(config: Config, clock: Callable[[], float]) -> Store:
     """The state file, or a LoadError that says which one and how to fix it."""
     try:
         return Store(config.state_path, clock=clock, exclusive=True)
-    except StateLocked as exc:
+    except (StateLocked, SchemaError) as exc:
         raise LoadError([Problem(config.path, config.state_line, str(exc))]) from None
     except (OSError, sqlite3.Error) as exc:
         raise LoadError([Problem(config.path, config.state_line, (
@@ -81,7 +82,8 @@ class Agent:
     def __init__(self, config: Config, rules: RuleSet, notifiers: Mapping[str, Notifier], *,
                  settings: StreamSettings | None = None,
                  connect: Callable[..., object] = ws_connect,
-                 clock: Callable[[], float] = time.time, loader: Loader | None = None) -> None:
+                 clock: Callable[[], float] = time.time, loader: Loader | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.settings = settings or StreamSettings(down_after=config.stream_down_after)
         self._connect, self._clock, self._loader = connect, clock, loader
@@ -96,14 +98,13 @@ class Agent:
         self.streams = self._streams(config)
         self._stop = threading.Event()
         self._reload = threading.Event()
-        self._scheduler = schedule.Scheduler()
-        self._scheduler.every(6).hours.do(self._job, self._prune)
-        self._scheduler.every(HEALTH_EVERY).seconds.do(self._job, self.save_health)
-        self._scheduler.every(HEALTH_EVERY).seconds.do(self._job, self._check_state_file)
-        self._scheduler.every(60).seconds.do(self._job, lambda: self.core.submit(
-            self.pipeline.remind))
-        self._scheduler.every(REPORTS_EVERY).seconds.do(self._job, lambda: self.core.submit(
-            self.pipeline.reports))
+        self._ticker = Ticker(monotonic)
+        self._ticker.every(6 * 3600, lambda: self._job(self._prune))
+        self._ticker.every(HEALTH_EVERY, lambda: self._job(self.save_health))
+        self._ticker.every(HEALTH_EVERY, lambda: self._job(self._check_state_file))
+        self._ticker.every(60, lambda: self._job(lambda: self.core.submit(self.pipeline.remind)))
+        self._ticker.every(REPORTS_EVERY, lambda: self._job(
+            lambda: self.core.submit(self.pipeline.reports)))
         self._last_watchdog = 0.0
 
     @property
@@ -151,7 +152,7 @@ class Agent:
                 if self._reload.is_set():
                     self._reload.clear()
                     self._job(self.reload)
-                self._scheduler.run_pending()
+                self._ticker.run_pending()
                 if watchdog and time.monotonic() - self._last_watchdog >= watchdog / 3:
                     self._pet_watchdog()
         finally:

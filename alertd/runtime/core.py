@@ -121,8 +121,9 @@ class Core:
                     future.set_exception(exc)
                 else:
                     self._held.pop()
-                    log.exception("core: %s failed; that item was dropped, the rest go on",
-                                  getattr(fn, "__name__", fn))
+                    self.pipeline.faults.log(
+                        logging.ERROR, exc, "core: %s failed; that item was dropped, the rest "
+                        "go on", getattr(fn, "__name__", fn))
             else:
                 if future is not None:
                     future.set_result(result)
@@ -139,7 +140,8 @@ class Core:
             if write_failure(exc):
                 self._stall(str(exc))
                 return
-            log.exception("core: committing the state failed; retrying at the next tick")
+            self.pipeline.faults.log(logging.ERROR, exc, "core: committing the state failed; "
+                                     "retrying at the next tick")
         else:
             self._held.clear()
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from alertd.delivery.outbox import Outbox
 from alertd.detect.detector import Detector
+from alertd.detect.watched import Watched
 from alertd.domain.alerts import Alert
 from alertd.domain.events import Event
 from alertd.domain.observations import Observation, Source, StreamObs, epoch, iso
@@ -78,6 +79,82 @@ class DropLog:
         return out
 
 
+@dataclasses.dataclass(slots=True)
+class _Seen:
+    due: float
+    """When the count may next be said."""
+    since: float
+    """When the traceback or the last count was said."""
+    level: int
+    msg: str
+    args: tuple[object, ...]
+    count: int = 0
+    """Occurrences not yet said."""
+
+
+class FaultLog:
+    """A traceback once per cause (exception type and the line that raised it), then how many
+    more came, at most once a minute: a bug that every frame reaches wrote a traceback per
+    frame (20,000 frames, 23 MB). The count is said on the next occurrence or by `tick`,
+    which the core's housekeeping calls, so it needs no thread of its own."""
+
+    def __init__(self, clock: Callable[[], float], every: float = 60.0) -> None:
+        self._clock, self._every = clock, every
+        self._causes: dict[tuple[str, str, int], _Seen] = {}
+        self._lock = threading.Lock()
+
+    def log(self, level: int, exc: BaseException, msg: str, *args: object) -> None:
+        """Log `msg % args` with the traceback if this cause is new, else count it."""
+        cause, now = _cause(exc), self._clock()
+        with self._lock:
+            seen = self._causes.get(cause)
+            if seen is None:
+                self._causes[cause] = _Seen(now + self._every, now, level, msg, args)
+            else:
+                seen.count += 1
+                seen.level, seen.msg, seen.args = level, msg, args
+                if seen.due - now > self._every:  # the clock went back
+                    seen.due = now + self._every
+                if now < seen.due:
+                    return
+                due = self._take(cause, seen, now)
+        if seen is None:
+            log.log(level, msg, *args, exc_info=exc)
+        else:
+            self._say(*due)
+
+    def tick(self) -> None:
+        """Say the counts whose minute is over (a flood that stopped is still counted)."""
+        now = self._clock()
+        with self._lock:
+            due = [self._take(cause, seen, now) for cause, seen in self._causes.items()
+                   if seen.count and now >= seen.due]
+        for item in due:
+            self._say(*item)
+
+    def _take(self, cause: tuple[str, str, int], seen: _Seen,
+              now: float) -> tuple[tuple[str, str, int], int, int, str, float]:
+        said = (cause, seen.count, seen.level, seen.msg % seen.args if seen.args else seen.msg,
+                now - seen.since)
+        seen.count, seen.due, seen.since = 0, now + self._every, now
+        return said
+
+    def _say(self, cause: tuple[str, str, int], n: int, level: int, text: str,
+             span: float) -> None:
+        period = "minute" if span < 1.5 * self._every else f"{span / 60:.0f} minutes"
+        log.log(level, "%s: %d more like it in the last %s (%s at %s:%d; traceback logged "
+                "once)", text, n, period, *cause)
+
+
+def _cause(exc: BaseException) -> tuple[str, str, int]:
+    """The exception's type and the file and line it was raised at (its innermost frame)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = (tb.tb_frame.f_code.co_filename, tb.tb_lineno) if tb is not None else ("?", 0)
+    return type(exc).__qualname__, *where
+
+
 INVALID = frozenset({"not_utf8", "not_json", "not_object", "schema_invalid", "oversized",
                      "too_deep"})
 BURST, BURST_WINDOW, BURST_EVERY = 3, 600.0, 3600.0
@@ -122,8 +199,10 @@ class Pipeline:
         self.outbox = Outbox(store)
         self.groups = Groups(store)
         self.detector = Detector(store)
+        self.watched = Watched(store)
         self.validators = Validators()
         self.drops = DropLog()
+        self.faults = FaultLog(lambda: self.clock())
         self.bursts = BurstWatch(time.monotonic)
         self.on_queued = on_queued
         self._unlogged: list[str] = []
@@ -162,22 +241,23 @@ class Pipeline:
     def catch_up(self, src: Source, frames: list[dict[str, Any]],
                  watched_since: float) -> list[Alert]:
         """Frames restated over REST after a gap: fills not seen before are announced, marked
-        `caught_up`. On a stream never seen before, what happened before `watched_since` (when
-        the catch-up began) is history, recorded quietly; the core commits it on its timer."""
+        `caught_up`. On a stream never watched before, what happened before `watched_since`
+        (when the catch-up began) is history, recorded quietly; the core commits it on its
+        timer."""
         if self.recorder is not None:
             self.recorder.catch_up(src, frames, watched_since)
-        quiet = None if self.store.source_known(src.key) else watched_since
+        history_until = None if self.watched.since(src.key) is not None else watched_since
         src = dataclasses.replace(src, catching_up=True)
         alerts: list[Alert] = []
         for frame in frames:
-            alerts += self.frame(src, frame, quiet=quiet)
+            alerts += self.frame(src, frame, history_until=history_until)
         return alerts
 
     def frame(self, src: Source, frame: dict[str, Any],
-              quiet: float | None = None) -> list[Alert]:
+              history_until: float | None = None) -> list[Alert]:
         """Validate, normalise and process one decoded data frame. What it shows up to
-        `quiet` (epoch seconds) is history; by default a snapshot on a stream that has
-        recorded nothing yet is history entirely."""
+        `history_until` (epoch seconds) is history; by default a snapshot on a stream never
+        watched before is history entirely."""
         if self.recorder is not None and not src.catching_up:
             self.recorder.frame(src, frame)
         now = self.clock()
@@ -189,15 +269,16 @@ class Pipeline:
         except Drop as drop:
             return self.drop(src, drop)
         except Exception as exc:  # the schema let through what normalise cannot read: a bug
-            log.debug("%s: unreadable frame", src.key, exc_info=True)
+            self.faults.log(logging.DEBUG, exc, "%s: unreadable frame", src.key)
             return self.drop(src, Drop("unreadable", f"{type(exc).__name__}: {exc}"))
         self.frames += 1
         try:
-            return self.observe(src, observations, snapshot, quiet)
+            return self.observe(src, observations, snapshot, history_until, channel=key)
         except Exception as exc:  # a bug must cost one frame, never the stream
             if write_failure(exc):
                 raise
-            log.exception("%s: internal error on a frame; it was dropped", src.key)
+            self.faults.log(logging.ERROR, exc, "%s: internal error on a frame; it was dropped",
+                            src.key)
             self.drops.add(src, Drop("internal_error", f"{type(exc).__name__}: {exc}"))
             return []
 
@@ -224,7 +305,7 @@ class Pipeline:
         if not added.rules:
             return alerts
         with self.store.transaction():
-            for event in list(self.detector.levels.values()):
+            for event in self.detector.last.all():
                 for alert in evaluate(event, added, self.store):
                     self._queue(alert)
                     alerts.append(alert)
@@ -244,7 +325,7 @@ class Pipeline:
             for rule in due:
                 every, title = rule.repeat  # type: ignore[misc]
                 for subject in self.store.disarmed_before(rule.key, now - every):
-                    event = self.detector.levels.get(subject)
+                    event = self.detector.last.get(subject)
                     if event is None or not rule.when(event.fields):  # type: ignore[misc]
                         continue
                     alert = render(rule, event, (title, rule.message))
@@ -275,6 +356,7 @@ class Pipeline:
 
     def flush(self) -> None:
         """Release the groups that are due and commit (the core calls this when idle)."""
+        self.faults.tick()
         if self.groups.due_in() == 0.0:
             self.release()
         self.store.flush()
@@ -311,21 +393,38 @@ class Pipeline:
         return self.observe(src, [StreamObs(status, reason, iso(None, self.clock()))])
 
     def observe(self, src: Source, observations: list[Observation], snapshot: bool = False,
-                quiet: float | None = None) -> list[Alert]:
+                history_until: float | None = None, channel: str | None = None) -> list[Alert]:
+        """Detect and evaluate in one transaction. A data frame (one with a `channel`; a
+        status change shows nothing of the account) records that its stream is watched from
+        now on, and the first snapshot ever of each channel is history entirely: it shows
+        what happened before alertd watched that channel."""
         alerts: list[Alert] = []
         mark = len(self._unlogged)
         try:
             with self.store.transaction(defer=True):
-                if quiet is None and snapshot and not self.store.source_known(src.key):
-                    quiet = math.inf
+                if channel is not None and self._first_look(src, channel, snapshot) \
+                        and history_until is None:
+                    history_until = math.inf
                 for obs in observations:
-                    for event in self.detector.observe(src, obs, quiet):
+                    for event in self.detector.observe(src, obs, history_until):
                         alerts += self._handle(event)
         except BaseException:
             del self._unlogged[mark:]
             raise
         self.alerts += len(alerts)
         return alerts
+
+    def _first_look(self, src: Source, channel: str, snapshot: bool) -> bool:
+        """Mark the stream (and a snapshot's channel) watched; True for the first snapshot
+        ever of its channel."""
+        now = self.clock()
+        self.watched.mark(src.key, now)
+        if not snapshot:
+            return False
+        key = f"{src.key}#{channel}"
+        first = self.watched.since(key) is None
+        self.watched.mark(key, now)
+        return first
 
     def event(self, event: Event) -> list[Alert]:
         """A neutral event straight to the rules, past the exchanges and detection (rule

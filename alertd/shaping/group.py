@@ -15,16 +15,16 @@ one bad group never holds the others (or itself) in the file for good.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from typing import Any
 
 from alertd.domain.alerts import Alert, highest
-from alertd.domain.events import EVENT_KINDS, FieldType, fields_of
+from alertd.domain.events import plain_fields, typed_fields
 from alertd.domain.observations import EXACT, TERMINAL, AmountError, bounded
 from alertd.domain.templates import one_line
 from alertd.storage.store import Store, write_failure
@@ -32,6 +32,9 @@ from alertd.storage.store import Store, write_failure
 log = logging.getLogger("alertd")
 
 DEFAULT_WAIT = 2.0
+_DUE = "CASE WHEN due - wait > ? THEN ? ELSE due END"
+"""A group's due time, or now if it lies further ahead than its wait: only the wall clock
+stepping back (NTP, a restored VM) puts it there, and the group must not wait that out."""
 DEFAULT_BY: dict[str, tuple[str, ...]] = {"fill": ("account", "order_id"),
                                           "order": ("account", "order_id")}
 LINE = 200
@@ -51,22 +54,16 @@ def key_of(by: Sequence[str], fields: Mapping[str, Any]) -> str:
 
 
 def encode(alert: Alert) -> str:
-    fields = {k: str(v) if isinstance(v, Decimal) else v for k, v in (alert.fields or {}).items()}
     return json.dumps({"kind": alert.kind, "account": alert.account, "severity": alert.severity,
                        "title": alert.title, "body": alert.body, "notify": alert.notify,
-                       "fields": fields})
+                       "fields": plain_fields(alert.fields or {})})
 
 
 def decode(rule: str, text: str) -> Alert:
     """A stored member; a number field that no longer reads as one stays text, so the member
     can still be listed."""
     data = json.loads(text)
-    types = fields_of(data["kind"]) if data["kind"] in EVENT_KINDS else {}
-    fields = dict(data["fields"] or {})
-    for k, v in fields.items():
-        if types.get(k) is FieldType.NUMBER and v is not None:
-            with contextlib.suppress(ArithmeticError, TypeError, ValueError):
-                fields[k] = Decimal(v)
+    fields = typed_fields(data["kind"], data["fields"])
     return Alert(rule=rule, kind=data["kind"], account=data["account"],
                  severity=data["severity"], title=data["title"], body=data["body"],
                  notify=tuple(data["notify"]), fields=fields)
@@ -196,17 +193,36 @@ def ends_group(alert: Alert) -> bool:
 
 
 class Groups:
-    """Open groups in the state file, with the earliest release time kept in memory (it is
-    recomputed from the file after every release and rollback, so it is never wrong for
-    long: a stale time only means one query that finds nothing due)."""
+    """Open groups in the state file, with the earliest release time kept in memory: it is
+    recomputed from the file after every release, rollback and abandoned transaction, so
+    it never says what the file does not (a group rolled back must not keep a due time)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._next: float | None = None
+        self._seen = store.clock()
+        self.reload()
+        store.participants.append(self)
+
+    def released(self) -> None:
+        pass
+
+    def committed(self) -> None:
+        pass
+
+    def rolled_back(self) -> None:
         self.reload()
 
+    def abandoned(self) -> None:
+        try:
+            self.reload()
+        except sqlite3.Error:  # the file cannot even be read: look again at the next release
+            self._next = self.store.clock()
+
     def reload(self) -> None:
-        self._next = self.store.db.execute("SELECT MIN(due) FROM groups").fetchone()[0]
+        now = self.store.clock()
+        self._next = self.store.db.execute(f"SELECT MIN({_DUE}) FROM groups",
+                                           (now, now)).fetchone()[0]
 
     def hold(self, alert: Alert, grouping: Grouping) -> None:
         """Into its group; call inside the transaction that raised it."""
@@ -219,22 +235,29 @@ class Groups:
             due = now
             self.store.db.execute("UPDATE groups SET due=? WHERE rule=? AND gkey=?",
                                   (due, alert.rule, key))
-        self.store.db.execute("INSERT INTO groups (rule, gkey, due, alert) VALUES (?, ?, ?, ?)",
-                              (alert.rule, key, due, encode(alert)))
+        self.store.db.execute("INSERT INTO groups (rule, gkey, due, alert, wait) "
+                              "VALUES (?, ?, ?, ?, ?)",
+                              (alert.rule, key, due, encode(alert), grouping.wait))
         self._next = due if self._next is None else min(self._next, due)
 
     def due_in(self) -> float | None:
-        """Seconds until a group is due (0: now), None if none is open."""
+        """Seconds until a group is due (0: now), None if none is open; the wall clock going
+        back is seen here and the due times are read again."""
+        now = self.store.clock()
+        if now < self._seen:
+            self.reload()
+        self._seen = now
         if self._next is None:
             return None
-        return max(0.0, self._next - self.store.clock())
+        return max(0.0, self._next - now)
 
     def take_due(self) -> list[list[Alert]]:
         """The members of every group due now, removed; call inside a transaction that
         queues what they become."""
         now = self.store.clock()
-        keys = self.store.db.execute("SELECT rule, gkey FROM groups GROUP BY rule, gkey "
-                                     "HAVING MIN(due) <= ? ORDER BY MIN(id)", (now,)).fetchall()
+        keys = self.store.db.execute(
+            f"SELECT rule, gkey FROM groups GROUP BY rule, gkey HAVING MIN({_DUE}) <= ? "
+            "ORDER BY MIN(id)", (now, now, now)).fetchall()
         out: list[list[Alert]] = []
         for rule, key in keys:
             rows = self.store.db.execute("SELECT alert FROM groups WHERE rule=? AND gkey=? "

@@ -2,10 +2,11 @@
 health) sent on a schedule, written in rule files under `reports:`.
 
 A report is due at the last scheduled time at or before now, computed in its time zone from
-the clock passed in (the `schedule` package only wakes the check; it cannot be given a clock or
-a zone without pytz, nor remember a run missed while the process was down). The state file
-records the last period reported, in the transaction that queues the report, so a report is
-never sent twice, and one missed while alertd was down goes out once on start, marked late.
+the clock passed in (the runtime's ticker only wakes the check, every 20 s on a monotonic
+clock; a wall-clock scheduler could not remember a run missed while the process was
+down). The state file records the last period reported, in the transaction that queues
+the report, so a report is never sent twice, and one missed while alertd was down goes out
+once on start, marked late.
 A section that cannot be rendered (a stored amount no sum can hold) says so in the report
 and in the log; the rest of the report still goes out, and the schedule goes on.
 """

@@ -122,6 +122,12 @@ class Simulator:
         return self._server.socket.getsockname()[1]
 
     @property
+    def contract_violations(self) -> list[str]:
+        """DeltaDeFi REST requests and replies off `contracts/deltadefi/` (see simrest.py);
+        a test of a well-behaved client asserts this is empty."""
+        return self.rest.contract_violations
+
+    @property
     def deltadefi_url(self) -> str:
         return f"ws://{self.host}:{self.port}/accounts/stream"
 

@@ -9,7 +9,6 @@ holds alerts is forced to disk before any worker may read them (`visible_id`).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sqlite3
 import threading
@@ -18,8 +17,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
+from typing import Protocol
 
-SCHEMA_VERSION = 1
+from alertd.storage.lockfile import StateLocked, lock_holder, lock_state
+from alertd.storage.schema import migrate
+
+__all__ = ["StateLocked", "StateWriteError", "Store", "lock_holder", "write_failure"]
+
 GROUP_COMMIT = 0.05
 ALERT_COMMIT = 0.005
 ORDER_CACHE = 2_000
@@ -27,42 +31,7 @@ FORGET_AFTER = 30 * 86400.0
 """Finished orders and their fills are forgotten after this; older fills are never news."""
 STUCK_AFTER = 90 * 86400.0
 """An order not finished but silent this long is forgotten too (the exchange lost it)."""
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS orders (
-    source TEXT NOT NULL, order_id TEXT NOT NULL, status TEXT, order_qty TEXT,
-    announced TEXT NOT NULL DEFAULT '0', updated REAL NOT NULL, credit TEXT NOT NULL DEFAULT '0',
-    PRIMARY KEY (source, order_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS fills (
-    source TEXT NOT NULL, fill_id TEXT NOT NULL, order_id TEXT NOT NULL, seen REAL NOT NULL,
-    PRIMARY KEY (source, fill_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS levels (
-    subject TEXT PRIMARY KEY, a TEXT, b TEXT, c TEXT, updated REAL NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS disarmed (
-    rule_key TEXT NOT NULL, subject TEXT NOT NULL, since REAL NOT NULL,
-    PRIMARY KEY (rule_key, subject)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL, notifier TEXT NOT NULL,
-    rule TEXT NOT NULL, kind TEXT NOT NULL, account TEXT NOT NULL, severity TEXT NOT NULL,
-    title TEXT NOT NULL, body TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
-    next_at REAL NOT NULL, last_error TEXT, done_at REAL);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (notifier, status, next_at);
-CREATE TABLE IF NOT EXISTS groups (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, rule TEXT NOT NULL, gkey TEXT NOT NULL,
-    due REAL NOT NULL, alert TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS groups_key ON groups (rule, gkey);
-CREATE TABLE IF NOT EXISTS fill_log (
-    time REAL NOT NULL, account TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
-    qty TEXT NOT NULL, quote TEXT, fee TEXT, fee_asset TEXT);
-CREATE INDEX IF NOT EXISTS fill_log_time ON fill_log (time);
-CREATE TABLE IF NOT EXISTS health (
-    source TEXT PRIMARY KEY, exchange TEXT NOT NULL, state TEXT NOT NULL, last_frame REAL,
-    connects INTEGER NOT NULL, updated REAL NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS drops (
-    source TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, example TEXT,
-    PRIMARY KEY (source, reason)) WITHOUT ROWID;
-"""
+
 
 
 WRITE_FAILURES = {8: "read-only", 10: "I/O error", 13: "full", 14: "cannot be opened"}
@@ -74,10 +43,6 @@ class StateWriteError(Exception):
     open transaction is kept: the core holds its frames and replays them once it can write."""
 
 
-class StateLocked(Exception):
-    """Another process holds the state file; two writers would send every alert twice."""
-
-
 def write_failure(exc: BaseException) -> bool:
     if isinstance(exc, StateWriteError):
         return True
@@ -85,42 +50,15 @@ def write_failure(exc: BaseException) -> bool:
     return (code & 0xFF) in WRITE_FAILURES
 
 
-def lock_state(path: Path) -> int:
-    """Take the state file's lock (a `.lock` file beside it, holding our pid) or raise
-    StateLocked naming the process that has it. Released when the process ends, however."""
-    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    holder = _holder(fd)
-    if holder is not None:
-        os.close(fd)
-        raise StateLocked(f"another alertd (pid {holder}) is using the state file {path}; "
-                          "stop it first, or give this one a 'state:' of its own")
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
+class Participant(Protocol):
+    """A stage's state over this file that keeps something in memory: told when one use of
+    the transaction (a savepoint) is kept or rolled back, when the transaction commits, and
+    when all of it is dropped, so its memory never says what the file does not."""
 
-
-def lock_holder(path: Path) -> str | None:
-    """The pid of the alertd holding the state file, or None if none runs on it."""
-    try:
-        fd = os.open(f"{path}.lock", os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        holder = _holder(fd)
-        if holder is None:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        return holder
-    finally:
-        os.close(fd)
-
-
-def _holder(fd: int) -> str | None:
-    """Lock `fd` and return None, or return the pid written by whoever holds it."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-    return None
+    def released(self) -> None: ...
+    def rolled_back(self) -> None: ...
+    def committed(self) -> None: ...
+    def abandoned(self) -> None: ...
 
 
 OrderState = tuple[str | None, Decimal | None, Decimal, Decimal]
@@ -144,15 +82,7 @@ class Store:
                                   timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(orders)")}
-        if "credit" not in columns:  # a state file from before fill credits
-            self.db.execute("ALTER TABLE orders ADD COLUMN credit TEXT NOT NULL DEFAULT '0'")
-        if "target" not in {row[1] for row in self.db.execute("PRAGMA table_info(outbox)")}:
-            self.db.execute("ALTER TABLE outbox ADD COLUMN target TEXT NOT NULL DEFAULT ''")
-        if "held" not in {row[1] for row in self.db.execute("PRAGMA table_info(outbox)")}:
-            self.db.execute("ALTER TABLE outbox ADD COLUMN held INTEGER NOT NULL DEFAULT 0")
-        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        migrate(self.db)
         self._depth = 0
         self._open_since: float | None = None
         self._orders: dict[tuple[str, str], OrderState] = {}
@@ -168,6 +98,7 @@ class Store:
         self._alert_notify: set[str] = set()
         self.on_commit: Callable[[set[str]], None] | None = None
         self.on_abandon: Callable[[], None] | None = None
+        self.participants: list[Participant] = []
         self._inode = self._identity()
 
     def close(self) -> None:
@@ -233,6 +164,8 @@ class Store:
             self._dirty.clear()
             self._new_fills = []
             self._alert_id, self._alert_since, self._alert_notify = 0, None, set()
+            for part in self.participants:
+                part.abandoned()
             if self.on_abandon is not None:
                 self.on_abandon()
 
@@ -287,6 +220,8 @@ class Store:
             self._depth = 0
             self._undo = None
             self.db.execute("RELEASE one")
+            for part in self.participants:
+                part.released()
             if not defer or self.flush_due_in() == 0.0:
                 self.flush()
 
@@ -304,6 +239,8 @@ class Store:
                         cache[key] = old  # type: ignore[assignment]
             self._fills.difference_update(self._new_fills)
             self._alert_id, self._alert_since, self._alert_notify = marks
+            for part in self.participants:
+                part.rolled_back()
 
     def _trim_caches(self) -> None:
         """Bound the caches between frames, never inside one (a savepoint could not undo it)."""
@@ -347,6 +284,8 @@ class Store:
                 self.abandon()
                 raise StateWriteError(str(exc)) from None
             self._open_since = None
+            for part in self.participants:
+                part.committed()
             if self._alert_since is None:
                 return
             if self._wal is not None:
@@ -409,13 +348,6 @@ class Store:
         cur = self.db.execute("INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?)",
                               (source, fill_id, order_id, self.clock()))
         return cur.rowcount == 0
-
-    def source_known(self, source: str) -> bool:
-        """Whether this stream ever recorded an order or fill (a snapshot is then no first look)."""
-        if any(key[0] == source for key in self._dirty):
-            return True
-        return self.db.execute("SELECT 1 FROM orders WHERE source=? UNION ALL SELECT 1 FROM fills "
-                               "WHERE source=? LIMIT 1", (source, source)).fetchone() is not None
 
     # --- levels: balances, positions, points, stream status --------------------------------
 

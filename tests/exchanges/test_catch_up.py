@@ -42,7 +42,8 @@ def test_fills_while_stopped_arrive_once_and_a_low_balance_at_start_fires(
     with HttpSink() as sink:
         cfg = agent_config(tmp_path, sim, {"hook": sink.url}, markets="[spot]")
         with running(cfg, rules_dir):
-            assert caught_up(sim, "/trade-orders")
+            assert sim.wait_ready(DD)  # connected, so caught up (the catch-up comes first)
+            assert sim.wait_ready(SPOT, channels=4)  # desk/spot is watched from now on
             sim.push_deltadefi(API_KEY, dd_order("o1", "partially_filled", [("r1", "5")], "5"))
             assert wait_for(lambda: "fill main r1 5 caught_up=no" in sink.titles(), 10), sink.posts
         # alertd is down: an order fills further, a SoDEX trade happens, ada runs low
@@ -59,9 +60,11 @@ def test_fills_while_stopped_arrive_once_and_a_low_balance_at_start_fires(
             wait_for(lambda: False, 1.5)
     titles = [t for t in sink.titles() if not t.startswith("stream")]
     assert sorted(titles) == sorted(["fill main r1 5 caught_up=no",
-                                     "fill main r2 7 caught_up=yes", "low ada 120"])
+                                     "fill main r2 7 caught_up=yes", "low ada 120",
+                                     "fill desk vBTC_vUSDC:55 0.1 caught_up=yes"])
     assert any(p.startswith("/accounts/trade-orders") for p in sim.rest.requests)
     assert any(p.endswith(f"/api/v1/spot/accounts/{USER}/trades") for p in sim.rest.requests)
+    assert sim.contract_violations == []
 
 
 def test_sodex_fill_missed_during_a_disconnect_arrives_marked_caught_up(
@@ -107,6 +110,7 @@ def test_rest_down_is_reported_retried_and_never_fatal(tmp_path, sim, rules_dir)
         finally:
             agent.stop(timeout=5)
     assert API_KEY not in repr(sink.posts)
+    assert sim.contract_violations == []
 
 
 def test_sodex_rest_rows_in_the_sdk_s_long_keys_become_the_stream_s_pushes(tmp_path):

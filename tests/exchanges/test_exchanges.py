@@ -165,8 +165,8 @@ class ExplodingDetector:
     def __init__(self, inner) -> None:
         self.inner = inner
 
-    def observe(self, src, obs, quiet=False):
-        events = self.inner.observe(src, obs, quiet)
+    def observe(self, src, obs, history_until=None):
+        events = self.inner.observe(src, obs, history_until)
         if getattr(obs, "symbol", "") == "BOOM":
             raise RuntimeError("bug")
         return events

@@ -101,6 +101,11 @@ def test_down_is_reported_once_after_down_after_and_only_for_a_socket_that_answe
     s.opened()
     s.received()
     assert s.check_ready(True)
+    assert s.take_reports() == []  # said down: back only once it has stayed up
+    clock.advance(29)
+    assert not s.steady()
+    clock.advance(1)
+    assert s.steady()
     assert s.take_reports() == [("connected", "connected to wss://x/ws/spot")]
     s.ended("disconnected (reset)")
     clock.advance(60)
@@ -161,3 +166,18 @@ def test_backoff_after_two_thousand_failures_stays_at_the_cap_with_its_jitter(cl
         s = failing(rng)
         s.failures = 2000
         assert s.connect_failed("refused") == delay
+
+
+def test_a_server_closing_every_session_at_once_is_down_once_and_never_back(clock):
+    """Handshakes that succeed do not make an account reachable: 0.2 s sessions for 260 s."""
+    s = session(clock)
+    while clock.now < 1000 + 260:
+        s.opened()
+        s.received()
+        s.check_ready(True)
+        clock.advance(0.2)
+        assert not s.steady()
+        delay = s.ended("disconnected (closed by the server)")
+        clock.advance(min(delay, 1.0))
+        s.waiting()
+    assert [r[0] for r in s.take_reports()] == ["connected", "disconnected"]
