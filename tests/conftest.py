@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import subprocess
@@ -14,13 +15,31 @@ import pytest
 
 from alertd.config.load import load_config
 from alertd.delivery.notify import build_notifiers
+from alertd.domain.observations import Source
 from alertd.ingest.stream import StreamSettings
 from alertd.rules.load import load_rules
-from alertd.sim.simulator import Simulator
+from alertd.sim.simulator import Simulator, deltadefi_key, sodex_key
 from tests.sinks import HttpSink, SmtpSink
 
 API_KEY = "sk-live-TOPSECRET-4242"
 USER = "0xed3e79ef16a7890e6eaef2aa6373b6bec5d59d5c"
+MAIN = Source("main", "deltadefi", "spot")
+SPOT = Source("desk", "sodex", "spot")
+PERPS = Source("desk", "sodex", "perps")
+DD_KEY, SPOT_KEY = deltadefi_key(API_KEY), sodex_key(USER, "spot")
+"""The simulator's names for the test accounts' streams."""
+START = dt.datetime(2026, 11, 23, 5, 17, tzinfo=dt.UTC).timestamp()
+"""Where a fake clock starts: a fixed instant, so no test depends on when it runs."""
+
+
+class Clock:
+    """A clock the test moves by hand (`now`), for the code that takes one."""
+
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 FAST = StreamSettings(connect_timeout=3, ping_every=0.5, idle_timeout=3, ack_timeout=3,
                       backoff_first=0.1, backoff_max=0.5, stable_after=30, refused_backoff=2,
                       down_after=1.0, tick=0.1)

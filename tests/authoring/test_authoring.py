@@ -291,8 +291,8 @@ def test_alertd_record_writes_the_streams_frames(tmp_path, sim):
 
     from alertd.sim.frames import dd_balance
     from tests.conftest import API_KEY, agent_config
+    from tests.conftest import DD_KEY as DD
     from tests.sinks import wait_for
-    from tests.system.test_faults import DD
 
     cfg = agent_config(tmp_path, sim, {"hook": "json://127.0.0.1:9/"})
     out = tmp_path / "rec.jsonl"

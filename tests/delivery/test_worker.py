@@ -8,7 +8,8 @@ from alertd.delivery.ratelimit import parse_rate, plan
 from alertd.delivery.worker import UNSURE_WAIT, DeliveryWorker
 from alertd.runtime.agent import targets
 from alertd.storage.store import Store
-from tests.shaping.test_livable import Clock, queue
+from tests.conftest import Clock
+from tests.shaping.test_livable import queue
 from tests.sinks import HttpSink, wait_for
 
 

@@ -3,15 +3,12 @@ and a rule a reload adds sees an account that is already down."""
 
 from __future__ import annotations
 
-from alertd.domain.observations import Source
 from alertd.rules.load import load_rules
 from alertd.runtime.pipeline import Pipeline
 from alertd.sim.frames import dd_balance
 from alertd.storage.store import Store
-from tests.conftest import write
-from tests.detect.test_watched import Clock
+from tests.conftest import MAIN, Clock, write
 
-MAIN = Source("main", "deltadefi", "spot")
 LOW = """
 rules:
   - name: low

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 
-from alertd.domain.observations import Source
 from alertd.rules.load import load_rules
 from alertd.runtime.pipeline import Pipeline
 from alertd.sim.frames import sx, sx_balances, sx_order, sx_trade
 from alertd.storage.store import Store
-from tests.conftest import write
+from tests.conftest import PERPS, SPOT, Clock, write
 
-SPOT = Source("desk", "sodex", "spot")
 DAY = 86400.0
 RULES = """
 rules:
@@ -22,14 +20,6 @@ rules:
     group_wait: 0
     title: "fill {trade_id} caught_up={caught_up}"
 """
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def pipeline(tmp_path, clock) -> Pipeline:
@@ -81,7 +71,7 @@ def test_a_first_catch_up_is_history_and_a_rolled_back_first_look_is_forgotten(t
     p = pipeline(tmp_path, clock)
     out = p.catch_up(SPOT, trade_frames(4, at=clock.now - 300), watched_since=clock.now)
     assert out == []  # before alertd watched: history
-    other = Source("desk", "sodex", "perps")
+    other = PERPS
     try:
         with p.store.transaction():
             p.watched.mark(other.key, clock.now)

@@ -18,8 +18,7 @@ from alertd.rules.load import load_rules
 from alertd.runtime.pipeline import Pipeline
 from alertd.sim.frames import dd_order, sx, sx_order, sx_trade
 from alertd.storage.store import Store
-from tests.conftest import write
-from tests.runtime.test_pipeline import MAIN, PERPS, SPOT
+from tests.conftest import MAIN, PERPS, SPOT, write
 
 RULES = """
 rules:

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from alertd.domain.observations import Source
 from alertd.rules.load import load_rules
-from alertd.runtime.pipeline import BURST, Pipeline
+from alertd.runtime.health import BURST
+from alertd.runtime.pipeline import Pipeline
 from alertd.sim.frames import dd_balance, dd_order, dd_points, sx, sx_order, sx_trade
 from alertd.storage.store import Store
 from tests.conftest import write

@@ -4,16 +4,13 @@ restored) holds up no group, no rate window and no housekeeping job."""
 from __future__ import annotations
 
 from alertd.delivery.ratelimit import Window, parse_rate
-from alertd.domain.observations import Source
 from alertd.rules.load import load_rules
 from alertd.runtime.pipeline import Pipeline
 from alertd.runtime.ticker import Ticker
 from alertd.sim.frames import dd_balance
 from alertd.storage.store import Store
-from tests.conftest import write
-from tests.detect.test_watched import Clock
+from tests.conftest import MAIN, Clock, write
 
-MAIN = Source("main", "deltadefi", "spot")
 HOUR = 3600.0
 
 

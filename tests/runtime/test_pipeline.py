@@ -13,11 +13,7 @@ from alertd.rules.load import load_rules
 from alertd.runtime.pipeline import Pipeline
 from alertd.sim.frames import dd_balance, dd_order, dd_points, sx, sx_balances, sx_order, sx_trade
 from alertd.storage.store import Store
-from tests.conftest import write
-
-MAIN = Source("main", "deltadefi", "spot")
-SPOT = Source("desk", "sodex", "spot")
-PERPS = Source("desk", "sodex", "perps")
+from tests.conftest import MAIN, PERPS, SPOT, write
 
 RULES = """
 rules:

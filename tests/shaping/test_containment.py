@@ -15,7 +15,8 @@ from alertd.domain.observations import Source
 from alertd.shaping import group
 from alertd.shaping.group import total_fill
 from alertd.sim.frames import dd_balance, dd_order, sx, sx_order, sx_trade
-from tests.shaping.test_livable import Clock, pipeline, sent
+from tests.conftest import Clock
+from tests.shaping.test_livable import pipeline, sent
 
 MAIN = Source("main", "deltadefi", "spot")
 SPOT = Source("desk", "sodex", "spot")

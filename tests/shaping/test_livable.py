@@ -17,7 +17,6 @@ from alertd.delivery.outbox import Outbox
 from alertd.delivery.ratelimit import parse_rate, plan
 from alertd.delivery.worker import DeliveryWorker
 from alertd.domain.alerts import Alert
-from alertd.domain.observations import Source
 from alertd.domain.quiet import Quiet, parse_quiet
 from alertd.rules.load import load_rules
 from alertd.runtime.agent import targets
@@ -25,26 +24,9 @@ from alertd.runtime.pipeline import Pipeline
 from alertd.shaping.reports import parse_every
 from alertd.sim.frames import dd_balance, dd_order, sx, sx_order, sx_trade
 from alertd.storage.store import Store
-from tests.conftest import API_KEY, agent_config, write
+from tests.conftest import API_KEY, MAIN, SPOT, Clock, agent_config, write
+from tests.conftest import DD_KEY as DD
 from tests.sinks import HttpSink, wait_for
-from tests.system.test_faults import DD
-
-SPOT = Source("desk", "sodex", "spot")
-MAIN = Source("main", "deltadefi", "spot")
-
-
-START = dt.datetime(2026, 11, 23, 5, 17, tzinfo=dt.UTC).timestamp()
-"""Where a fake clock starts: a fixed instant, so no test depends on when it runs."""
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def pipeline(tmp_path: Path, rules: str, clock: Clock) -> Pipeline:

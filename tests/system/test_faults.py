@@ -14,11 +14,20 @@ from pathlib import Path
 
 from alertd.cli.main import main
 from alertd.sim.frames import dd_balance, dd_order, sx_trade
-from alertd.sim.simulator import deltadefi_key, sodex_key
-from tests.conftest import API_KEY, FAST, USER, agent_config, build_agent, running, write
+from tests.conftest import (
+    API_KEY,
+    DD_KEY,
+    FAST,
+    SPOT_KEY,
+    USER,
+    agent_config,
+    build_agent,
+    running,
+    write,
+)
 from tests.sinks import BlackHole, HttpSink, SmtpSink, wait_for
 
-DD, SPOT = deltadefi_key(API_KEY), sodex_key(USER, "spot")
+DD, SPOT = DD_KEY, SPOT_KEY
 
 RULES = """
 rules:

@@ -13,8 +13,8 @@ from alertd.config.load import load_config
 from alertd.domain.observations import Source
 from alertd.sim.frames import dd_order
 from tests.conftest import API_KEY, agent_config, running
+from tests.conftest import DD_KEY as DD
 from tests.sinks import HttpSink, wait_for
-from tests.system.test_faults import DD
 
 RULES = """
 rules:
