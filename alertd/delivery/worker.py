@@ -50,6 +50,7 @@ class DeliveryWorker:
         self.failures = 0
         self.folded = 0
         self._windows: dict[str, Window] = {}
+        self._after: DeliveryWorker | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"deliver-{notifier.name}",
@@ -58,16 +59,39 @@ class DeliveryWorker:
     def start(self) -> None:
         self._thread.start()
 
+    def start_after(self, previous: DeliveryWorker) -> None:
+        """Start once `previous` (this notifier's worker before a reload, still sending) has
+        ended: its send must be marked before this one reads the outbox, or the alert that
+        was in flight goes out twice."""
+        self._after = previous
+
+        def wait_then_start() -> None:
+            previous.join()
+            if not self._stopping.is_set():
+                self._thread.start()
+            self._after = None
+
+        threading.Thread(target=wait_then_start, name=f"deliver-{self.notifier.name}-next",
+                         daemon=True).start()
+
     def wake(self) -> None:
         self._wake.set()
 
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._thread.is_alive() or (self._after is not None and self._after.alive())
+
+    def join(self) -> None:
+        """Wait for the loop to end, however long its send in flight takes."""
+        if self._thread.ident is not None:
+            self._thread.join()
+        self.outbox.close()
 
     def stop(self, timeout: float) -> bool:
         """Finish the send in flight (if any) and stop; False if it did not end in time."""
         self._stopping.set()
         self._wake.set()
+        if self._thread.ident is None:  # never started (waiting for the one before it)
+            return True
         self._thread.join(timeout)
         if self._thread.is_alive():
             return False

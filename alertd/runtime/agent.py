@@ -98,6 +98,8 @@ class Agent:
         self.streams = self._streams(config)
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self.reload_grace = 10.0
+        """Seconds a reload gives a send in flight before the old worker is left to finish."""
         self._ticker = Ticker(monotonic)
         self._ticker.every(6 * 3600, lambda: self._job(self._prune))
         self._ticker.every(HEALTH_EVERY, lambda: self._job(self.save_health))
@@ -193,11 +195,18 @@ class Agent:
             stream.join(max(0.1, deadline - time.monotonic()))
 
     @staticmethod
-    def _stop_workers(workers: Mapping[str, DeliveryWorker], deadline: float) -> None:
+    def _stop_workers(workers: Mapping[str, DeliveryWorker], deadline: float,
+                      reloading: bool = False) -> dict[str, DeliveryWorker]:
+        """Stop them all by `deadline`; the ones still sending then are returned."""
+        lingering = {}
         for name, worker in workers.items():
             if not worker.stop(max(0.1, deadline - time.monotonic())):
-                log.warning("%s: a send was still in flight at shutdown; it stays pending and "
-                            "is sent after the next start", name)
+                lingering[name] = worker
+                log.warning("%s: a send was still in flight at %s; %s", name,
+                            "the reload" if reloading else "shutdown",
+                            "the reloaded notifier starts once it has ended" if reloading
+                            else "it stays pending and is sent after the next start")
+        return lingering
 
     # --- reload (SIGHUP) --------------------------------------------------------------------
 
@@ -234,10 +243,14 @@ class Agent:
                 if pending:
                     log.warning("notifier %s was removed with %d alerts pending; they stay in "
                                 "the state file and go out if it comes back", name, pending)
-            self._stop_workers(old, time.monotonic() + 10)
+            lingering = self._stop_workers(old, time.monotonic() + self.reload_grace,
+                                           reloading=True)
             self.workers = self._workers(notifiers)
-            for worker in self.workers.values():
-                worker.start()
+            for name, worker in self.workers.items():
+                if name in lingering:
+                    worker.start_after(lingering[name])
+                else:
+                    worker.start()
         self._restart_changed_streams(config, old_config)
         log.info("reloaded: %s, %d streams, notifiers: %s", rules.summary(), len(self.streams),
                  ", ".join(self.workers))

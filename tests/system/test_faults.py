@@ -369,3 +369,23 @@ def test_sighup_while_starting_is_a_reload_once_started_not_an_exit(tmp_path, si
         assert agent.proc.poll() is None
         agent.signal(signal.SIGTERM)
         assert agent.wait() == 0
+
+
+def test_a_reload_while_a_send_is_in_flight_sends_that_alert_once(tmp_path, sim, rules_dir):
+    with HttpSink() as slow, HttpSink() as other:
+        slow.answer_after = 2.0
+        cfg = agent_config(tmp_path, sim, {"hook": slow.url}, markets="[spot]")
+        agent = build_agent(cfg, rules_dir)
+        agent.reload_grace = 0.3  # shorter than the send in flight, as 10 s is for a slow one
+        agent.start()
+        try:
+            assert sim.wait_ready(DD)
+            sim.push_deltadefi(API_KEY, dd_balance("100"))
+            assert wait_for(lambda: slow.requests == 1, 10)  # taken, not yet answered
+            text = cfg.read_text().replace("notifiers:", f'notifiers:\n  other: "{other.url}"')
+            cfg.write_text(text)
+            assert agent.reload()
+            assert wait_for(lambda: outbox(tmp_path / "state.db").get("delivered") == 1, 15)
+        finally:
+            agent.stop(timeout=5)
+    assert slow.requests == 1 and slow.titles() == ["low 100"]
