@@ -167,7 +167,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         EARLY_HUPS.clear()
         log.info("received SIGHUP while starting; reloading config and rules once started")
         agent.request_reload()
-    return agent.run()
+    code = agent.run()
+    if agent.unfinished:
+        logging.shutdown()
+        os._exit(code)
+    return code
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -99,6 +99,10 @@ class Agent:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self.reload_grace = 10.0
+        self.unfinished = False
+        """Set by `stop` when a send was still in flight: the process must exit without
+        waiting for it (a library's worker threads would hold the exit past systemd's
+        TimeoutStopSec, and the row stays pending for the next start)."""
         """Seconds a reload gives a send in flight before the old worker is left to finish."""
         self._ticker = Ticker(monotonic)
         self._ticker.every(6 * 3600, lambda: self._job(self._prune))
@@ -174,7 +178,7 @@ class Agent:
         deadline = time.monotonic() + timeout
         self._stop_streams(self.streams, deadline)
         self.core.stop(max(0.1, deadline - time.monotonic()))
-        self._stop_workers(self.workers, deadline)
+        self.unfinished = bool(self._stop_workers(self.workers, deadline))
         self._job(self.save_health)
         try:
             if self._lost_file:

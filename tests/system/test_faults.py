@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import sqlite3
+import time
 from pathlib import Path
 
 from alertd.cli.main import main
@@ -25,7 +26,7 @@ from tests.conftest import (
     running,
     write,
 )
-from tests.sinks import BlackHole, HttpSink, SmtpSink, wait_for
+from tests.sinks import BlackHole, HttpSink, RawPeer, SmtpSink, wait_for
 
 DD, SPOT = DD_KEY, SPOT_KEY
 
@@ -389,3 +390,26 @@ def test_a_reload_while_a_send_is_in_flight_sends_that_alert_once(tmp_path, sim,
         finally:
             agent.stop(timeout=5)
     assert slow.requests == 1 and slow.titles() == ["low 100"]
+
+
+def test_sigterm_with_a_notifier_dripping_its_answer_exits_within_systemd_s_stop_timeout(
+        tmp_path, sim, rules_dir, spawn):
+    def drip(conn) -> None:
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\n")
+        while True:
+            conn.sendall(b"X")
+            time.sleep(0.5)
+
+    with RawPeer(drip) as peer:
+        port = peer.sock.getsockname()[1]
+        cfg = agent_config(tmp_path, sim, {"hook": f"json://127.0.0.1:{port}/"},
+                           markets="[spot]")
+        agent = spawn(cfg, rules_dir)
+        assert sim.wait_ready(DD, timeout=20)
+        sim.push_deltadefi(API_KEY, dd_balance("100"))
+        assert wait_for(lambda: peer.accepted >= 1, 20)  # the send is in flight, dripping
+        agent.signal(signal.SIGTERM)
+        assert agent.wait(timeout=25) == 0  # TimeoutStopSec=30: systemd would SIGKILL
+    assert "stays pending and is sent after the next start" in agent.stderr()
+    assert outbox(tmp_path / "state.db").get("pending") == 1
