@@ -36,6 +36,9 @@ class StreamSettings:
     down_after: float = 120.0
     tick: float = 1.0
     catch_up_retry: float = 30.0
+    reconcile_every: float = 120.0
+    """While connected, the REST catch-up runs again this often (0: never), so a fill that a
+    stream answering pings but sending nothing never said is still announced."""
 
 
 class Session:
@@ -62,6 +65,7 @@ class Session:
         self.catch_up = catch_up
         self.catch_up_due: float | None = None
         self.catch_up_failed = False
+        self.caught_up_at: float | None = None
         self.answered = self.announced = False
         self.up_for = min(settings.stable_after, settings.down_after)
         self._back_pending = False
@@ -88,9 +92,17 @@ class Session:
         return (self.catch_up and self.catch_up_due is not None
                 and self._clock() >= self.catch_up_due)
 
+    def reconcile_due(self) -> bool:
+        """With the socket up and the last catch-up good, whether to read REST again: the
+        exchange's own connector re-reads its balances every 10 s; this is paced wider."""
+        every = self.settings.reconcile_every
+        return (self.catch_up and every > 0 and self.state == "connected"
+                and self.catch_up_due is None and self.caught_up_at is not None
+                and self._clock() - self.caught_up_at >= every)
+
     def caught_up(self) -> None:
         self.catch_up_due = None
-        self._last_frame = self._clock()  # the REST calls took socket time, not silence
+        self._last_frame = self.caught_up_at = self._clock()  # REST took socket time
         if self.catch_up_failed:
             self.catch_up_failed = False
             self._reports.append(("connected", "caught up over REST"))

@@ -26,6 +26,10 @@ __all__ = ["Stream", "StreamSettings"]
 
 log = logging.getLogger("alertd.stream")
 
+RECONCILE_OVERLAP = 600.0
+"""A reconciliation reads back this far before the last good catch-up: a record stamped a
+little late (the exchange's clock, a slow commit on its side) is not missed."""
+
 Connect = Callable[..., wsclient.Connection]
 
 
@@ -61,6 +65,8 @@ class Stream:
         self._stopping = threading.Event()
         self._conn: wsclient.Connection | None = None
         self._bugs_said: set[str] = set()
+        self._good_since: float | None = None
+        """When the last catch-up that succeeded began (wall clock, as the REST API's)."""
         """Kinds of unreadable catch-up reply already logged with their traceback."""
         self._thread = threading.Thread(target=self._guarded, name=f"stream-{src.key}",
                                         daemon=True)
@@ -145,18 +151,23 @@ class Stream:
         session.state = "stopped"
         log.info("%s: stopped", name)
 
-    def _run_catch_up(self) -> None:
+    def _run_catch_up(self, reconcile: bool = False) -> None:
         """Ask the REST API what the socket does not say; a failure is reported once and
         tried again every `catch_up_retry`, never fatal.
 
         It runs before each connect, so that every live frame read afterwards is newer than
-        the baseline it sets; only a catch-up that failed is retried with the socket up.
+        the baseline it sets; with the socket up, a catch-up that failed is retried, and
+        every `reconcile_every` a reconciliation reads what changed since the last good one
+        (with RECONCILE_OVERLAP to spare), so a stream that went quiet hides nothing for long.
         """
         assert self.catch_up is not None and self._http is not None
         src = self.source
         started = time.time()
+        since = started - WINDOW
+        if reconcile and self._good_since is not None:
+            since = max(since, self._good_since - RECONCILE_OVERLAP)
         try:
-            frames = self.catch_up.frames(self._http, started - WINDOW)
+            frames = self.catch_up.frames(self._http, since)
         except Exception as exc:
             if self._stopping.is_set():
                 return  # cut short by the stop: not a failure to tell anyone about
@@ -177,8 +188,11 @@ class Stream:
         if frames:
             self.core.catch_up(src, frames, started)
         self.session.caught_up()
+        self._good_since = started
         self._report()
-        log.info("%s: caught up over REST (%d frames)", src.key, len(frames))
+        log.log(logging.DEBUG if reconcile else logging.INFO,
+                "%s: %s over REST (%d frames)", src.key,
+                "reconciled" if reconcile else "caught up", len(frames))
 
     def _pause(self) -> None:
         """Read nothing while the state cannot be written (what is read could not be kept);
@@ -206,6 +220,20 @@ class Stream:
                 return
             self._stopping.wait(min(self.settings.tick, deadline - now))
 
+    def _protocol_due(self, conn: wsclient.Connection, due: Callable[..., list[str]]) -> str | None:
+        """What the protocol decided on its own: requests to send now (a SoDEX channel the
+        exchange refused, asked again alone with the stream's backoff) and the `stream`
+        events it owes (that channel refused, then taken again)."""
+        try:
+            for message in due(self._clock(), self.settings.backoff_first,
+                               self.settings.backoff_max):
+                conn.send(message)
+        except wsclient.TransportError as exc:
+            return f"disconnected ({exc})"
+        for status, reason in self.protocol.take_reports():  # type: ignore[attr-defined]
+            self.core.stream_status(self.source, status, reason)
+        return None
+
     def _session(self, conn: wsclient.Connection) -> str:
         """Read until the socket breaks or the session gives it up; returns why.
 
@@ -214,6 +242,7 @@ class Stream:
         neither announced nor allowed to hide that the account is unreachable.
         """
         session, protocol, src = self.session, self.protocol, self.source
+        due = getattr(protocol, "due", None)
         try:
             for message in protocol.opening():
                 conn.send(message)
@@ -227,10 +256,14 @@ class Stream:
                 self._report()
             if session.steady():
                 self._report()
+            if due is not None and (why := self._protocol_due(conn, due)):
+                return why
             if self.core.stalled is not None:
                 return "paused: the state file cannot be written"
             if session.catch_up_retry_due():
                 self._run_catch_up()
+            elif session.reconcile_due():
+                self._run_catch_up(reconcile=True)
             overdue = session.overdue()
             if overdue:
                 return overdue

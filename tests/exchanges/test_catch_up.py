@@ -153,3 +153,23 @@ def test_sodex_rest_rows_in_the_sdk_s_long_keys_become_the_stream_s_pushes(tmp_p
         time.time())
     assert [a.title for a in alerts] == ["vBTC_vUSDC:901 0.2 yes"]
     assert sum(p.drops.counts.values()) == 0
+
+
+def test_a_stream_that_only_answers_pings_hides_no_fill_for_long(tmp_path, sim, rules_dir):
+    """The socket stays up and answers its pings, but the exchange says nothing on it: the
+    fill made meanwhile is visible over REST, and the paced reconciliation finds it."""
+    import dataclasses
+
+    from tests.conftest import FAST
+
+    with HttpSink() as sink:
+        cfg = agent_config(tmp_path, sim, {"hook": sink.url}, markets="[spot]")
+        settings = dataclasses.replace(FAST, reconcile_every=1.0)
+        with running(cfg, rules_dir, settings=settings):
+            assert sim.wait_ready(DD)
+            assert caught_up(sim, "/trade-orders")
+            sim.push_deltadefi(API_KEY, dd_order("o9", "partially_filled", [("r9", "3")], "3"),
+                               live=False)  # on the account, never on the socket
+            assert wait_for(lambda: "fill main r9 3 caught_up=yes" in sink.titles(), 15), \
+                sink.titles()
+    assert sink.titles().count("fill main r9 3 caught_up=yes") == 1
