@@ -216,21 +216,24 @@ class Pipeline:
     def release(self) -> list[Alert]:
         """Groups whose wait is over leave as one alert each, in the transaction that
         removes them."""
-        alerts: list[Alert] = []
         with self.store.transaction(defer=True):
-            for members in self.groups.take_due():
-                rule = self.rules.by_name.get(members[0].rule)
-                render, counted = None, False
-                if rule is not None and rule.on == members[0].kind:
-                    render = lambda f, r=rule: (r.title.render(f), r.message.render(f))  # noqa: E731
-                    counted = "fills" in rule.title.fields
-                alert = combine_contained(members, render, counted)
-                self.outbox.add(alert, rule.quiet if rule is not None else None)
-                self.messages += 1
-                if len(members) > 1:
-                    self._unlogged.append(f"alert {alert.rule} [{','.join(alert.notify)}] "
-                                          f"{len(members)} grouped as one: {alert.title}")
-                alerts.append(alert)
+            return self._send_groups(self.groups.take_due())
+
+    def _send_groups(self, groups: list[list[Alert]]) -> list[Alert]:
+        alerts: list[Alert] = []
+        for members in groups:
+            rule = self.rules.by_name.get(members[0].rule)
+            render, counted = None, False
+            if rule is not None and rule.on == members[0].kind:
+                render = lambda f, r=rule: (r.title.render(f), r.message.render(f))  # noqa: E731
+                counted = "fills" in rule.title.fields
+            alert = combine_contained(members, render, counted)
+            self.outbox.add(alert, rule.quiet if rule is not None else None)
+            self.messages += 1
+            if len(members) > 1:
+                self._unlogged.append(f"alert {alert.rule} [{','.join(alert.notify)}] "
+                                      f"{len(members)} grouped as one: {alert.title}")
+            alerts.append(alert)
         return alerts
 
     def due_in(self) -> float | None:
@@ -302,6 +305,8 @@ class Pipeline:
         if rule is not None and alert.fields is not None and rule.group.wait > 0:
             self.groups.hold(alert, rule.group)
         else:
+            if rule is not None and rule.group.wait > 0:
+                self._send_groups(self.groups.take_rule(rule.name))  # what it follows first
             self.outbox.add(alert, rule.quiet if rule is not None else None)
             self.messages += 1
         self._unlogged.append(f"alert {alert.rule} [{','.join(alert.notify)}] {alert.title}: "

@@ -258,6 +258,16 @@ class Groups:
         keys = self.store.db.execute(
             f"SELECT rule, gkey FROM groups GROUP BY rule, gkey HAVING MIN({_DUE}) <= ? "
             "ORDER BY MIN(id)", (now, now, now)).fetchall()
+        return self._take(keys)
+
+    def take_rule(self, rule: str) -> list[list[Alert]]:
+        """Every open group of `rule`, removed, due or not: a notice of that rule that is not
+        held (a resolved notice, a reminder) must not overtake the alert it follows."""
+        keys = self.store.db.execute("SELECT rule, gkey FROM groups WHERE rule=? GROUP BY gkey "
+                                     "ORDER BY MIN(id)", (rule,)).fetchall()
+        return self._take(keys) if keys else []
+
+    def _take(self, keys: list[tuple[str, str]]) -> list[list[Alert]]:
         out: list[list[Alert]] = []
         for rule, key in keys:
             rows = self.store.db.execute("SELECT alert FROM groups WHERE rule=? AND gkey=? "

@@ -64,3 +64,40 @@ def test_a_rolled_back_frame_leaves_no_level_behind(tmp_path):
     except RuntimeError:
         pass
     assert p.detector.last.all() == []
+
+
+def test_a_resolved_notice_never_overtakes_the_alert_it_resolves(tmp_path):
+    clock = Clock(1_790_000_000.0)
+    p = make(tmp_path, clock, """
+rules:
+  - name: low
+    on: balance
+    when: {asset: ada, free: {lt: 500}}
+    resolved: true
+    group_wait: 2s
+    notify: [t]
+    title: "low {free}"
+""")
+    p.raw(MAIN, dd_balance("120"))   # waits in its group for 2 s
+    clock.now += 0.5
+    p.raw(MAIN, dd_balance("600"))   # recovered before the group left
+    p.flush()
+    titles = [r[0] for r in p.store.db.execute("SELECT title FROM outbox ORDER BY id")]
+    assert titles == ["low 120", "Resolved: low 600"]
+
+
+def test_repeat_on_a_stream_rule_reminds_while_the_account_stays_down(tmp_path):
+    clock = Clock(1_790_000_000.0)
+    p = make(tmp_path, clock, LOW + """
+  - name: down
+    on: stream
+    when: {status: disconnected}
+    repeat: 1h
+    group_wait: 0
+    notify: [t]
+    title: "down {account}"
+""")
+    assert [a.title for a in p.stream_status(MAIN, "disconnected", "unreachable")] == [
+        "down main"]
+    clock.now += 3600 + 60
+    assert [a.title for a in p.remind()] == ["Still: down main"]
