@@ -423,6 +423,9 @@ class Store:
             n += self.db.execute("DELETE FROM outbox WHERE status != 'pending' AND done_at < ?",
                                  (cutoff,)).rowcount
             n += self.db.execute("DELETE FROM fill_log WHERE time < ?", (cutoff,)).rowcount
+            n += self.db.execute(  # a row per invalid_messages event, which never re-arms
+                "DELETE FROM disarmed WHERE subject LIKE '%/invalid/%' AND since < ?",
+                (now - 86400,)).rowcount
             if rule_keys is not None:
                 keys = ",".join("?" * len(rule_keys))
                 n += self.db.execute(f"DELETE FROM disarmed WHERE rule_key NOT IN ({keys})",

@@ -44,7 +44,7 @@ class _Sockets(HTTPAdapter):
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        track = self.open.add
+        track = self.track
 
         class Plain(HTTPConnection):
             def connect(self) -> None:
@@ -59,6 +59,12 @@ class _Sockets(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {
             "http": type("Pool", (HTTPConnectionPool,), {"ConnectionCls": Plain}),
             "https": type("SecurePool", (HTTPSConnectionPool,), {"ConnectionCls": Secure})}
+
+    def track(self, sock: socket.socket) -> None:
+        """Keep a new socket, forgetting the ones closed since (a keep-alive session makes a
+        new one after every close, and holding them all was a slow leak)."""
+        self.open = {s for s in self.open if s.fileno() != -1}
+        self.open.add(sock)
 
     def cut(self) -> None:
         for sock in list(self.open):

@@ -56,3 +56,15 @@ def test_a_retry_survives_the_wall_clock_stepping_back(tmp_path):
     assert outbox.due("hook") == []
     now[0] -= 3600  # NTP steps the clock back an hour
     assert [d.id for d in outbox.due("hook")] == [item.id]  # due now, not in an hour
+
+
+def test_housekeeping_forgets_the_armed_state_of_past_invalid_messages_events(tmp_path):
+    now = [2_000_000_000.0]
+    store = Store(tmp_path / "s.db", clock=lambda: now[0])
+    with store.transaction():
+        store.disarm("r1", "main/spot/stream/invalid/2033-05-18T03:33:20Z")
+        store.disarm("r1", "main/spot/balance/ada")
+    now[0] += 2 * 86400
+    store.prune(frozenset({"filled"}))
+    assert [r[0] for r in store.db.execute("SELECT subject FROM disarmed")] == [
+        "main/spot/balance/ada"]  # a level still low stays disarmed; an event's row goes

@@ -54,3 +54,12 @@ def test_a_hostile_number_in_a_reply_is_an_error_not_a_gigabyte(servers):
     with pytest.raises(RestError, match="amount_out_of_range") as caught:
         Http(timeout=5).get(f"{api.base}/accounts/balance")
     assert len(str(caught.value)) < 300
+
+
+def test_closed_sockets_are_not_kept(servers):
+    api, _ = servers
+    api.routes["/x"] = (200, {"Connection": "close"}, b"[]")
+    http = Http(timeout=5)
+    for _ in range(20):
+        http.get(f"{api.base}/x")
+    assert len(http._sockets.open) <= 2  # each reply closed its socket; 20 were held before
