@@ -9,20 +9,17 @@ line per alert, DIGEST_MAX alerts per digest at most.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from alertd.common.timespec import period
 from alertd.domain.alerts import highest
 from alertd.domain.templates import one_line
 
 DIGEST_MAX = 50
 """Alerts per digest: 50 lines of at most 200 characters fit every service's message size."""
-_RATE = re.compile(r"(\d+)\s*/\s*(\d*(?:\.\d+)?)\s*(s|sec|second|m|min|minute|h|hour|d|day)s?")
-_UNIT = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600,
-         "hour": 3600, "d": 86400, "day": 86400}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +52,12 @@ def parse_rate(text: Any) -> Rate | None:
     value = str(text).strip().lower()
     if value in ("none", "false", "off"):
         return None
-    match = _RATE.fullmatch(value)
-    if match is None or int(match[1]) < 1 or (match[2] and float(match[2]) <= 0):
+    count, _, per = value.partition("/")
+    seconds = period(per)
+    if not count.strip().isdigit() or int(count) < 1 or seconds is None:
         raise RateError(f"rate is a count per time, such as 20/min, 1/s or 100/hour (or none), "
                         f"not {text!r}")
-    return Rate(int(match[1]), float(match[2] or 1) * _UNIT[match[3]])
+    return Rate(int(count), seconds)
 
 
 def service_rate(url: str) -> Rate | None:

@@ -8,12 +8,12 @@ saving time, and it may run over midnight (23:00 to 07:00).
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-_CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+from alertd.common.timespec import ZONE_HINT, time_of_day, zone
+
 KEYS = ("from", "to", "tz")
 
 
@@ -54,17 +54,15 @@ def parse_quiet(spec: Any) -> Quiet:
                          'tz: Europe/Berlin}')
     times = []
     for key in ("from", "to"):
-        match = _CLOCK.fullmatch(str(spec[key]).strip())
-        if match is None:
+        when = time_of_day(spec[key])
+        if when is None:
             raise QuietError(f"quiet: '{key}' is a time of day as HH:MM, such as \"23:00\", "
                              f"not {spec[key]!r}")
-        times.append(dt.time(int(match[1]), int(match[2])))
+        times.append(when)
     if times[0] == times[1]:
         raise QuietError("quiet: 'from' and 'to' are the same time; remove quiet to never hold")
     name = str(spec.get("tz", "UTC"))
-    try:
-        tz = ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise QuietError(f"quiet: unknown time zone '{name}'; use an IANA name such as "
-                         "Europe/Berlin, America/New_York or UTC") from None
+    tz = zone(name)
+    if tz is None:
+        raise QuietError(f"quiet: unknown time zone '{name}'; {ZONE_HINT}")
     return Quiet(times[0], times[1], tz)
