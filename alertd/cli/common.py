@@ -1,0 +1,63 @@
+"""What every command shares: logging set up once for the process, loading config, rules
+and notifiers, and printing load problems as `file:line: message`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from alertd.common.errors import LoadError
+from alertd.common.redact import RedactingFormatter, install_log_redaction
+from alertd.config.load import Config, find_config, load_config
+from alertd.rules.load import RuleSet, load_rules
+
+if TYPE_CHECKING:  # apprise loads only for commands that send or check notifiers
+    from alertd.delivery.notify import AppriseNotifier
+
+log = logging.getLogger("alertd")
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a record comes, not when it was set up (a
+    caller that swaps stderr, as a test runner does, must not leave it writing to a closed
+    stream)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+def setup_logging(verbose: bool = False, level: int = logging.INFO) -> None:
+    """One stderr handler on the root logger; every record, from any library and whatever
+    handler takes it, is scrubbed and escaped as it is made (`install_log_redaction`)."""
+    install_log_redaction()
+    handler = _Stderr()
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(message)s",
+                                            "%Y-%m-%dT%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else level)
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    logging.getLogger("websocket").setLevel(logging.CRITICAL)
+
+def load_all(config_arg: str | None,
+             rules_dir: str) -> tuple[Config, RuleSet, dict[str, AppriseNotifier]]:
+    """Config, rules and notifiers, each reporting every problem it finds (no sending)."""
+    from alertd.delivery.notify import build_notifiers
+
+    config = load_config(find_config(config_arg))
+    rules = load_rules(Path(rules_dir), config.notifiers, [a.name for a in config.accounts])
+    return config, rules, build_notifiers(config.notifiers, config.path, config.notifier_lines)
+
+def _report(exc: LoadError) -> int:
+    for problem in exc.problems:
+        print(problem, file=sys.stderr)
+    n = len(exc.problems)
+    print(f"alertd: {n} problem{'s' if n != 1 else ''} found; nothing was started",
+          file=sys.stderr)
+    return 1

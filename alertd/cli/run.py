@@ -1,0 +1,87 @@
+"""`alertd [run]` and `alertd record`: the daemon, and the daemon recording its inputs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from alertd.cli import EARLY_HUPS
+from alertd.cli.common import _report, load_all, setup_logging
+from alertd.common.errors import LoadError
+from alertd.config.load import Config, find_config, load_config
+from alertd.rules.load import RuleSet
+
+if TYPE_CHECKING:  # apprise loads only for commands that send or check notifiers
+    from alertd.delivery.notify import AppriseNotifier
+
+log = logging.getLogger("alertd")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from alertd.runtime.agent import Agent
+
+    setup_logging(args.verbose)
+
+    def load() -> tuple[Config, RuleSet, dict[str, AppriseNotifier]]:
+        config, rules, notifiers = load_all(args.config, args.rules)
+        for warning in config.warnings:
+            log.warning("%s", warning)
+        return config, rules, notifiers
+
+    try:
+        config, rules, notifiers = load()
+        agent = Agent(config, rules, notifiers, loader=load)
+    except LoadError as exc:
+        return _report(exc)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            log.info("received SIGHUP; reloading config and rules")
+            agent.request_reload()
+            return
+        log.info("received %s; stopping", signal.Signals(signum).name)
+        agent.request_stop()
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+    if EARLY_HUPS:
+        EARLY_HUPS.clear()
+        log.info("received SIGHUP while starting; reloading config and rules once started")
+        agent.request_reload()
+    code = agent.run()
+    if agent.unfinished:
+        logging.shutdown()
+        os._exit(code)
+    return code
+
+def cmd_record(args: argparse.Namespace) -> int:
+    """The configured streams, recorded until stopped; no rule runs and nothing is sent."""
+    import dataclasses
+    import tempfile
+
+    from alertd.authoring.record import Recording
+    from alertd.runtime.agent import Agent
+
+    setup_logging(args.verbose)
+    try:
+        config = load_config(find_config(args.config))
+    except LoadError as exc:
+        return _report(exc)
+    with tempfile.TemporaryDirectory(prefix="alertd-record-") as tmp:
+        config = dataclasses.replace(config, state_path=Path(tmp) / "state.db")
+        agent = Agent(config, RuleSet(()), {})
+        recording = Recording(Path(args.out), max_bytes=int(args.max_mb * (1 << 20)))
+        agent.pipeline.recorder = recording
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: agent.request_stop())
+        log.info("recording %d streams to %s (rotating at %g MB); Ctrl-C stops",
+                 len(agent.streams), args.out, args.max_mb)
+        code = agent.run()
+        recording.close()
+        log.info("recorded %d lines", recording.lines)
+    return code
