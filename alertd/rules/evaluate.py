@@ -12,13 +12,13 @@ import logging
 from alertd.domain.alerts import Alert
 from alertd.domain.events import Event
 from alertd.domain.templates import Template
+from alertd.rules.armed import Armed
 from alertd.rules.load import Rule, RuleSet
-from alertd.storage.store import Store
 
 log = logging.getLogger("alertd")
 
 
-def evaluate(event: Event, rules: RuleSet, store: Store) -> list[Alert]:
+def evaluate(event: Event, rules: RuleSet, armed: Armed) -> list[Alert]:
     """The alerts this event raises; call inside the store transaction that recorded it."""
     alerts: list[Alert] = []
     fields = event.fields
@@ -30,7 +30,7 @@ def evaluate(event: Event, rules: RuleSet, store: Store) -> list[Alert]:
         elif not rule.level:
             fire = rule.when(fields)
         else:
-            fire = _edge(rule, event, store)
+            fire = _edge(rule, event, armed)
             if fire is None and rule.resolved is not None:
                 alerts.append(render(rule, event, rule.resolved, "success"))
         if fire:
@@ -38,17 +38,17 @@ def evaluate(event: Event, rules: RuleSet, store: Store) -> list[Alert]:
     return alerts
 
 
-def _edge(rule: Rule, event: Event, store: Store) -> bool | None:
+def _edge(rule: Rule, event: Event, armed: Armed) -> bool | None:
     """True when the rule fires, None when it re-arms (the level recovered), else False."""
     holds = rule.when(event.fields)  # type: ignore[misc]
-    if store.is_disarmed(rule.key, event.subject):
+    if armed.is_disarmed(rule.key, event.subject):
         rearmed = rule.rearm(event.fields) if rule.rearm is not None else not holds
         if rearmed:
-            store.rearm(rule.key, event.subject)
+            armed.rearm(rule.key, event.subject)
             return None
         return False
     if holds:
-        store.disarm(rule.key, event.subject)
+        armed.disarm(rule.key, event.subject)
         return True
     return False
 

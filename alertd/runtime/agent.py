@@ -371,6 +371,6 @@ class Agent:
 
     def _prune(self) -> None:
         keys = frozenset(r.key for r in self.rules.rules)
-        removed = self.core.call(self.store.prune, TERMINAL, keys)
+        removed = self.core.call(self.pipeline.prune, TERMINAL, keys)
         if removed:
             log.info("housekeeping: forgot %d old orders, fills and sent alerts", removed)

@@ -21,6 +21,7 @@ from alertd.domain.events import Event
 from alertd.domain.observations import Observation, Source, StreamObs, epoch, iso
 from alertd.exchanges import EXCHANGES
 from alertd.ingest.decode import Drop, Validators, decode
+from alertd.rules.armed import Armed
 from alertd.rules.evaluate import evaluate, render
 from alertd.rules.load import RuleSet
 from alertd.runtime.health import BURST_WINDOW, INVALID, BurstWatch, DropLog, FaultLog
@@ -52,6 +53,7 @@ class Pipeline:
         self.groups = Groups(store)
         self.detector = Detector(store)
         self.watched = Watched(store)
+        self.armed = Armed(store)
         self.validators = Validators()
         self.drops = DropLog()
         self.faults = FaultLog(lambda: self.clock())
@@ -158,7 +160,7 @@ class Pipeline:
             return alerts
         with self.store.transaction():
             for event in self.detector.last.all():
-                for alert in evaluate(event, added, self.store):
+                for alert in evaluate(event, added, self.armed):
                     self._queue(alert)
                     alerts.append(alert)
         self.alerts += len(alerts)
@@ -176,12 +178,12 @@ class Pipeline:
         with self.store.transaction():
             for rule in due:
                 every, title = rule.repeat  # type: ignore[misc]
-                for subject in self.store.disarmed_before(rule.key, now - every):
+                for subject in self.armed.disarmed_before(rule.key, now - every):
                     event = self.detector.last.get(subject)
                     if event is None or not rule.when(event.fields):  # type: ignore[misc]
                         continue
                     alert = render(rule, event, (title, rule.message))
-                    self.store.disarm(rule.key, subject)
+                    self.armed.disarm(rule.key, subject)
                     self._queue(alert)
                     alerts.append(alert)
         self.alerts += len(alerts)
@@ -235,6 +237,12 @@ class Pipeline:
                                       f"{len(members)} grouped as one: {alert.title}")
             alerts.append(alert)
         return alerts
+
+    def prune(self, finished: frozenset[str], rule_keys: frozenset[str] | None = None) -> int:
+        """Housekeeping of every stage's tables in one transaction: what detection and the
+        outbox no longer need (`Store.prune`), and the armed state of rules gone."""
+        with self.store.transaction():
+            return self.store.prune(finished) + self.armed.prune(rule_keys, self.clock())
 
     def due_in(self) -> float | None:
         """Seconds until the core has work of its own: a commit or a group to release."""
@@ -294,7 +302,7 @@ class Pipeline:
         call inside a transaction."""
         if event.kind == "fill":
             self.store.log_fill(epoch(event.fields["time"]) or self.clock(), event.fields)
-        alerts = evaluate(event, self.rules, self.store)
+        alerts = evaluate(event, self.rules, self.armed)
         for alert in alerts:
             self._queue(alert)
         return alerts

@@ -360,25 +360,6 @@ class Store:
                         (subject, *(None if v is None else str(v) for v in (a, b, c)),
                          self.clock()))
 
-    # --- edge-triggering -------------------------------------------------------------------
-
-    def is_disarmed(self, rule_key: str, subject: str) -> bool:
-        return self.db.execute("SELECT 1 FROM disarmed WHERE rule_key=? AND subject=?",
-                               (rule_key, subject)).fetchone() is not None
-
-    def disarm(self, rule_key: str, subject: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO disarmed VALUES (?, ?, ?)",
-                        (rule_key, subject, self.clock()))
-
-    def disarmed_before(self, rule_key: str, before: float) -> list[str]:
-        """Subjects a rule has fired on (and not re-armed) whose last word is older than
-        `before`: their reminders are due."""
-        return [row[0] for row in self.db.execute(
-            "SELECT subject FROM disarmed WHERE rule_key=? AND since<=?", (rule_key, before))]
-
-    def rearm(self, rule_key: str, subject: str) -> None:
-        self.db.execute("DELETE FROM disarmed WHERE rule_key=? AND subject=?", (rule_key, subject))
-
     # --- health, for `alertd status` -------------------------------------------------------
 
     def log_fill(self, when: float, fields: dict[str, object]) -> None:
@@ -400,10 +381,10 @@ class Store:
 
     # --- housekeeping ----------------------------------------------------------------------
 
-    def prune(self, finished: frozenset[str], rule_keys: frozenset[str] | None = None) -> int:
+    def prune(self, finished: frozenset[str]) -> int:
         """Forget orders that finished (status in `finished`, or never given one) long ago,
         orders silent for STUCK_AFTER whatever their status, the fills of orders no longer
-        known, sent alerts, and the armed state of rules that no longer exist. A live order
+        known, and sent alerts. A live order
         keeps its fills however old, since its next frame restates them all (DeltaDeFi sends
         every execution record each time); fills older than FORGET_AFTER are never news."""
         now = self.clock()
@@ -423,13 +404,6 @@ class Store:
             n += self.db.execute("DELETE FROM outbox WHERE status != 'pending' AND done_at < ?",
                                  (cutoff,)).rowcount
             n += self.db.execute("DELETE FROM fill_log WHERE time < ?", (cutoff,)).rowcount
-            n += self.db.execute(  # a row per invalid_messages event, which never re-arms
-                "DELETE FROM disarmed WHERE subject LIKE '%/invalid/%' AND since < ?",
-                (now - 86400,)).rowcount
-            if rule_keys is not None:
-                keys = ",".join("?" * len(rule_keys))
-                n += self.db.execute(f"DELETE FROM disarmed WHERE rule_key NOT IN ({keys})",
-                                     tuple(sorted(rule_keys))).rowcount
         return n
 
 

@@ -244,7 +244,7 @@ def test_housekeeping_forgets_stuck_orders_and_the_armed_state_of_removed_rules(
     keys = frozenset(r.key for r in pipeline.rules.rules if r.name != "tiny")
     real = pipeline.store.clock
     pipeline.store.clock = lambda: real() + 100 * 86400
-    assert pipeline.store.prune(TERMINAL, keys) == 2  # the stuck order, tiny's armed row
+    assert pipeline.prune(TERMINAL, keys) == 2  # the stuck order, tiny's armed row
     assert pipeline.store.order(MAIN.key, "stuck") is None
 
 

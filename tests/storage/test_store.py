@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alertd.delivery.outbox import Outbox
 from alertd.domain.alerts import Alert
+from alertd.rules.armed import Armed
 from alertd.storage.store import Store
 
 ALERT = Alert(rule="r", kind="fill", account="main", severity="info", title="t", body="b",
@@ -61,10 +62,12 @@ def test_a_retry_survives_the_wall_clock_stepping_back(tmp_path):
 def test_housekeeping_forgets_the_armed_state_of_past_invalid_messages_events(tmp_path):
     now = [2_000_000_000.0]
     store = Store(tmp_path / "s.db", clock=lambda: now[0])
+    armed = Armed(store)
     with store.transaction():
-        store.disarm("r1", "main/spot/stream/invalid/2033-05-18T03:33:20Z")
-        store.disarm("r1", "main/spot/balance/ada")
+        armed.disarm("r1", "main/spot/stream/invalid/2033-05-18T03:33:20Z")
+        armed.disarm("r1", "main/spot/balance/ada")
     now[0] += 2 * 86400
-    store.prune(frozenset({"filled"}))
+    with store.transaction():
+        armed.prune(None, now[0])
     assert [r[0] for r in store.db.execute("SELECT subject FROM disarmed")] == [
         "main/spot/balance/ada"]  # a level still low stays disarmed; an event's row goes
