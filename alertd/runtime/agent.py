@@ -28,6 +28,7 @@ from alertd.ingest.stream import Stream, StreamSettings
 from alertd.rules.load import RuleSet
 from alertd.runtime import sdnotify
 from alertd.runtime.core import Core
+from alertd.runtime.health import save_health
 from alertd.runtime.pipeline import Pipeline
 from alertd.runtime.ticker import Ticker
 from alertd.storage.lockfile import StateLocked
@@ -305,7 +306,7 @@ class Agent:
         """What `alertd status` shows: each stream's state and the dropped frames."""
         streams = [(s.source.key, s.source.exchange, s.state, s.last_frame_wall, s.connects)
                    for s in self.streams]
-        self.core.call(lambda: self.store.save_health(streams, self.pipeline.drops.unsaved()))
+        self.core.call(lambda: save_health(self.store, streams, self.pipeline.drops.unsaved()))
 
     def _dead(self, notifier: str, item: Delivery, error: str) -> None:
         if item.rule == "alertd":  # alertd's own notices are not reported again: no loops

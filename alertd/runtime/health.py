@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from alertd.domain.observations import Source
 from alertd.ingest.decode import Drop
+from alertd.storage.store import Store
 
 log = logging.getLogger("alertd")
 
@@ -164,3 +165,16 @@ class BurstWatch:
         self._reported[key] = now
         count, self._counts[key] = self._counts[key], 0
         return count
+
+
+def save_health(store: Store, streams: list[tuple[str, str, str, float | None, int]],
+                drops: list[tuple[str, str, int, str]]) -> None:
+    """Record each stream's state (source, exchange, state, last frame, connects) for
+    `alertd status`, and add newly dropped frames to the lasting counts."""
+    now = store.clock()
+    with store.transaction():
+        store.db.executemany("INSERT OR REPLACE INTO health VALUES (?, ?, ?, ?, ?, ?)",
+                             [(*row, now) for row in streams])
+        store.db.executemany(
+            "INSERT INTO drops VALUES (?, ?, ?, ?) ON CONFLICT (source, reason) DO UPDATE "
+            "SET count = count + excluded.count, example = excluded.example", drops)

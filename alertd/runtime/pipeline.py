@@ -26,6 +26,7 @@ from alertd.rules.evaluate import evaluate, render
 from alertd.rules.load import RuleSet
 from alertd.runtime.health import BURST_WINDOW, INVALID, BurstWatch, DropLog, FaultLog
 from alertd.shaping import reports
+from alertd.shaping.fill_log import log_fill
 from alertd.shaping.group import Groups, combine_contained
 from alertd.storage.store import Store, write_failure
 
@@ -301,7 +302,7 @@ class Pipeline:
         """One detected event: logged for reports if a fill, evaluated, its alerts queued;
         call inside a transaction."""
         if event.kind == "fill":
-            self.store.log_fill(epoch(event.fields["time"]) or self.clock(), event.fields)
+            log_fill(self.store, epoch(event.fields["time"]) or self.clock(), event.fields)
         alerts = evaluate(event, self.rules, self.armed)
         for alert in alerts:
             self._queue(alert)

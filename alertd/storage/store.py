@@ -360,25 +360,6 @@ class Store:
                         (subject, *(None if v is None else str(v) for v in (a, b, c)),
                          self.clock()))
 
-    # --- health, for `alertd status` -------------------------------------------------------
-
-    def log_fill(self, when: float, fields: dict[str, object]) -> None:
-        """A fill for the reports: what was traded, when, and its fee."""
-        self.db.execute("INSERT INTO fill_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (
-            when, fields["account"], fields["symbol"], fields["side"], str(fields["qty"]),
-            _text(fields.get("quote_qty")), _text(fields.get("fee")), fields.get("fee_asset")))
-
-    def save_health(self, streams: list[tuple[str, str, str, float | None, int]],
-                    drops: list[tuple[str, str, int, str]]) -> None:  # (.., new drops, ..)
-        """Record each stream's state, and add newly dropped frames to the lasting counts."""
-        now = self.clock()
-        with self.transaction():
-            self.db.executemany("INSERT OR REPLACE INTO health VALUES (?, ?, ?, ?, ?, ?)",
-                                [(*row, now) for row in streams])
-            self.db.executemany(
-                "INSERT INTO drops VALUES (?, ?, ?, ?) ON CONFLICT (source, reason) DO UPDATE "
-                "SET count = count + excluded.count, example = excluded.example", drops)
-
     # --- housekeeping ----------------------------------------------------------------------
 
     def prune(self, finished: frozenset[str]) -> int:
@@ -405,7 +386,3 @@ class Store:
                                  (cutoff,)).rowcount
             n += self.db.execute("DELETE FROM fill_log WHERE time < ?", (cutoff,)).rowcount
         return n
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)

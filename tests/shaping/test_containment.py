@@ -13,6 +13,7 @@ import pytest
 
 from alertd.domain.observations import Source
 from alertd.shaping import group
+from alertd.shaping.fill_log import log_fill
 from alertd.shaping.group import total_fill
 from alertd.sim.frames import dd_balance, dd_order, sx, sx_order, sx_trade
 from tests.conftest import Clock
@@ -165,7 +166,7 @@ def test_a_report_section_that_cannot_be_summed_says_so_and_the_schedule_goes_on
     p.raw(MAIN, dd_balance("1383.52"))
     with p.store.transaction():
         for qty in qtys:
-            p.store.log_fill(clock.now, {"account": "main", "symbol": "ADAUSDM", "side": "buy",
+            log_fill(p.store, clock.now, {"account": "main", "symbol": "ADAUSDM", "side": "buy",
                                          "qty": qty, "quote_qty": "1", "fee": None})
     clock.now += 3600 + 20
     with caplog.at_level(logging.ERROR, logger="alertd"):

@@ -161,27 +161,32 @@ def queue(store: Store, outbox: Outbox, n: int, severity: str = "info",
 
 
 def test_a_hundred_alerts_past_a_rate_limit_fold_into_digests_and_none_is_lost(tmp_path):
+    clock = Clock()
     with HttpSink() as sink:
         notifiers = build_notifiers({"hook": (sink.url,)}, "test")
-        store = Store(tmp_path / "s.db")
+        store = Store(tmp_path / "s.db", clock=clock)
         outbox = Outbox(store)
         outbox.targets = targets(notifiers)
         queue(store, outbox, 100)
         [target] = notifiers["hook"].targets
-        worker = DeliveryWorker(notifiers["hook"], Outbox(store, own=True),
+        worker = DeliveryWorker(notifiers["hook"], Outbox(store, own=True), clock=clock,
                                 rates={target: parse_rate("10/3s")})
         worker.start()
         try:
+            # the window's 10 slots: 9 alerts alone, and the tenth carries 50 as a digest
+            assert wait_for(lambda: len(sink.posts) == 10, 20)
+            assert outbox.counts()["hook"]["pending"] == 41
+            clock.now += 3  # the window frees (all its slots at once, on this clock)
+            worker.wake()
             assert wait_for(lambda: outbox.counts()["hook"]["pending"] == 0, 20)
         finally:
             worker.stop(5)
     assert sorted(covered(sink.posts)) == sorted(f"a{i}" for i in range(100))
-    digests = [p for p in sink.posts if " alerts (" in p["title"]]
-    # 9 alone and 50 in the tenth slot; the 41 left go in the first slot the window frees
-    assert len(sink.posts) == 11 and [p["title"] for p in digests] == [
-        "50 alerts (over the rate limit of 10/3s)", "41 alerts (over the rate limit of 10/3s)"]
-    assert outbox.counts()["hook"] == {"pending": 0, "delivered": 11, "folded": 89, "dead": 0}
-    assert worker.folded == 91
+    digests = [p["title"] for p in sink.posts if " alerts (" in p["title"]]
+    assert len(sink.posts) == 20 and digests == ["50 alerts (over the rate limit of 10/3s)",
+                                                 "32 alerts (over the rate limit of 10/3s)"]
+    assert outbox.counts()["hook"] == {"pending": 0, "delivered": 20, "folded": 80, "dead": 0}
+    assert worker.folded == 82
 
 
 def test_quiet_hours_hold_alerts_below_failure_and_release_them_as_one_digest(tmp_path):
