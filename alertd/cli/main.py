@@ -20,15 +20,19 @@ log = logging.getLogger("alertd")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from alertd.cli.status import report
+    from alertd.cli.status import UNKNOWN, check, report
 
+    show = check if args.check else report
     if args.state:
-        return report(Path(args.state))
+        return show(Path(args.state))
     try:
         config = load_config(find_config(args.config), secrets=False)
     except LoadError as exc:
+        if args.check:
+            print(f"UNKNOWN: {exc.problems[0]}")
+            return UNKNOWN
         return _report(exc)
-    return report(config.state_path)
+    return show(config.state_path)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="streams, outbox and dropped frames, from the "
                             "state file")
     status.add_argument("--config", metavar="FILE", help="config file naming the state file")
+    status.add_argument("--check", action="store_true",
+                        help="one line and a monitoring-plugin exit code (0 OK, 1 WARNING, "
+                        "2 CRITICAL, 3 UNKNOWN), for cron, monit, Nagios or a health check")
     status.add_argument("--state", metavar="FILE", help="the state file itself (under systemd: "
                         "/var/lib/alertd/state.db)")
     test = sub.add_parser("test", help="run rule tests (*.test.yaml): inputs on a fake clock, "

@@ -70,3 +70,62 @@ def report(state_path: Path, out: TextIO | None = None, now: float | None = None
     if not drops:
         print("  none", file=out)
     return 0
+
+
+OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+"""The monitoring-plugin exit codes (Nagios, Icinga, monit, cron wrappers, container checks)."""
+STALE_AFTER = 120.0
+"""alertd writes its state file at least every 5 s; this long without a write is a stall."""
+PENDING_TOO_LONG = 600.0
+"""An alert still not delivered this long after it was raised is worth a look."""
+
+
+def check(state_path: Path, now: float | None = None, out: TextIO | None = None) -> int:
+    """One line and the plugin exit code: CRITICAL when alertd is not running, its state
+    file is stale, or a stream is down or rejected; WARNING when a catch-up failed, an alert
+    waits too long or was given up on in the last day; UNKNOWN when there is no readable
+    state file; OK otherwise."""
+    out = sys.stdout if out is None else out
+    now = time.time() if now is None else now
+    if not state_path.is_file():
+        print(f"UNKNOWN: no state file at {state_path}", file=out)
+        return UNKNOWN
+    try:
+        db = sqlite3.connect(f"file:{state_path}?mode=ro", uri=True)
+        try:
+            health = db.execute("SELECT source, state, updated FROM health").fetchall()
+            oldest = db.execute("SELECT MIN(created) FROM outbox WHERE status='pending'"
+                                ).fetchone()[0]
+            dead = db.execute("SELECT COUNT(*) FROM outbox WHERE status='dead' AND done_at>?",
+                              (now - 86400,)).fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        print(f"UNKNOWN: {state_path} is not an alertd state file ({exc})", file=out)
+        return UNKNOWN
+    critical, warning = [], []
+    if lock_holder(state_path) is None:
+        critical.append("alertd is not running")
+    updated = max((row[2] for row in health), default=None)
+    if updated is not None and now - updated > STALE_AFTER:
+        critical.append(f"state file not written for {now - updated:.0f} s")
+    down = sorted(s for s, state, _ in health if state in ("disconnected", "rejected"))
+    if down:
+        critical.append(f"streams down: {', '.join(down)}")
+    behind = sorted(s for s, state, _ in health if state == "catch_up_failed")
+    if behind:
+        warning.append(f"catch-up failing: {', '.join(behind)}")
+    if oldest is not None and now - oldest > PENDING_TOO_LONG:
+        warning.append(f"an alert pending for {now - oldest:.0f} s")
+    if dead:
+        warning.append(f"{dead} alerts given up on in the last day")
+    up = sum(1 for _, state, _ in health if state == "connected")
+    summary = f"{up}/{len(health)} streams connected"
+    if critical:
+        print(f"CRITICAL: {'; '.join(critical + warning)} ({summary})", file=out)
+        return CRITICAL
+    if warning:
+        print(f"WARNING: {'; '.join(warning)} ({summary})", file=out)
+        return WARNING
+    print(f"OK: {summary}, alertd running", file=out)
+    return OK

@@ -73,7 +73,14 @@ class Stream:
 
     @property
     def state(self) -> str:
-        return self.session.state
+        """What `alertd status` shows: the session's state, or what was reported of it
+        (`disconnected` once said down, `catch_up_failed` while a catch-up keeps failing)."""
+        session = self.session
+        if session.down_reported and session.state not in ("connected", "rejected"):
+            return "disconnected"
+        if session.catch_up_failed and session.state == "connected":
+            return "catch_up_failed"
+        return session.state
 
     def start(self) -> None:
         self._thread.start()
