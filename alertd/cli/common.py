@@ -3,7 +3,10 @@ and notifiers, and printing load problems as `file:line: message`."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,18 +35,53 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
     def stream(self, _value: object) -> None:
         pass
 
-def setup_logging(verbose: bool = False, level: int = logging.INFO) -> None:
+PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
+            logging.CRITICAL: 2}
+"""syslog priorities, as journald reads them from a `<N>` prefix (sd-daemon(3))."""
+
+
+class _Journal(RedactingFormatter):
+    """Under journald: no timestamp of our own (the journal has one) and a `<N>` priority
+    prefix, so `journalctl -p warning` shows alertd's warnings and worse."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{PRIORITY.get(record.levelno, 6)}>{super().format(record)}"
+
+
+class _Json(RedactingFormatter):
+    """One JSON object per line for log shippers: time (UTC), level, logger, message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        entry = {"time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+                     timespec="milliseconds"), "level": record.levelname.lower(),
+                 "logger": record.name, "message": text}
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(verbose: bool = False, level: int = logging.INFO,
+                  fmt: str | None = None) -> None:
     """One stderr handler on the root logger; every record, from any library and whatever
-    handler takes it, is scrubbed and escaped as it is made (`install_log_redaction`)."""
+    handler takes it, is scrubbed and escaped as it is made (`install_log_redaction`).
+    `fmt`: `text`, `json`, or `journal`; by default `journal` when stderr is the journal
+    (systemd sets JOURNAL_STREAM), else `text`."""
     install_log_redaction()
+    if fmt is None:
+        fmt = "journal" if os.environ.get("JOURNAL_STREAM") else "text"
     handler = _Stderr()
-    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(message)s",
-                                            "%Y-%m-%dT%H:%M:%S"))
+    if fmt == "json":
+        handler.setFormatter(_Json("%(message)s"))
+    elif fmt == "journal":
+        handler.setFormatter(_Journal("%(message)s"))
+    else:
+        handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(message)s",
+                                                "%Y-%m-%dT%H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else level)
     logging.getLogger("websockets").setLevel(logging.WARNING)
     logging.getLogger("websocket").setLevel(logging.CRITICAL)
+
 
 def load_all(config_arg: str | None,
              rules_dir: str) -> tuple[Config, RuleSet, dict[str, AppriseNotifier]]:

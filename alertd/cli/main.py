@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--config", metavar="FILE", help="config file (default: ./alertd.yaml, "
                        "$XDG_CONFIG_HOME/alertd/alertd.yaml, /etc/alertd/alertd.yaml)")
         p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+        p.add_argument("--log-format", choices=("text", "json", "journal"), default=None,
+                       help="how log lines look (default: journal under systemd, else text)")
 
     common(sub.add_parser("run", help="watch the accounts and send alerts (the default)"))
     check = sub.add_parser("check", help="validate config and rules; connect and send nothing")

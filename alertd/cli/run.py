@@ -25,7 +25,7 @@ log = logging.getLogger("alertd")
 def cmd_run(args: argparse.Namespace) -> int:
     from alertd.runtime.agent import Agent
 
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, fmt=getattr(args, "log_format", None))
 
     def load() -> tuple[Config, RuleSet, dict[str, AppriseNotifier]]:
         config, rules, notifiers = load_all(args.config, args.rules)
@@ -67,7 +67,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from alertd.authoring.record import Recording
     from alertd.runtime.agent import Agent
 
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, fmt=getattr(args, "log_format", None))
     try:
         config = load_config(find_config(args.config))
     except LoadError as exc:
