@@ -7,8 +7,10 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from alertd import __version__
 from alertd.cli.check import cmd_check, cmd_notify_test
 from alertd.cli.common import _report
 from alertd.cli.run import cmd_record, cmd_run
@@ -50,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--log-format", choices=("text", "json", "journal"), default=None,
                        help="how log lines look (default: journal under systemd, else text)")
 
-    common(sub.add_parser("run", help="watch the accounts and send alerts (the default)"))
+    run = sub.add_parser("run", help="watch the accounts and send alerts (the default)")
+    common(run)
     check = sub.add_parser("check", help="validate config and rules; connect and send nothing")
     common(check)
     check.add_argument("--format", choices=("text", "json"), default="text",
@@ -116,35 +119,37 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+COMMAND_FUNCTIONS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "check": cmd_check, "demo": cmd_demo, "status": cmd_status, "test": cmd_test,
+    "explain": cmd_explain, "notify-test": cmd_notify_test, "schema": cmd_schema,
+    "record": cmd_record, "replay": cmd_replay, "run": cmd_run}
 COMMANDS = ("run", "check", "demo", "status", "test", "explain", "notify-test", "schema",
             "record", "replay", "-h", "--help")
 
 
+def _run_options(parser: argparse.ArgumentParser) -> str:
+    """The `run` command's options, for the top-level help (the daemon is the default)."""
+    for action in parser._subparsers._group_actions:  # type: ignore[union-attr]
+        run = action.choices["run"]  # type: ignore[index]
+        return run.format_help().split("\n\n", 1)[1].split("\n", 1)[1]
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in COMMANDS:
+    parser = _parser()
+    if argv in ([], ["-h"], ["--help"]):  # the commands, then the daemon's own options
+        parser.print_help()
+        print("\nalertd [run] options:\n" + _run_options(parser))
+        return 0
+    if argv in (["--version"], ["-V"]):
+        print(f"alertd {__version__}")
+        return 0
+    if argv[0] not in COMMANDS:
         argv = ["run", *argv]
-    args = _parser().parse_args(argv)
+    args = parser.parse_args(argv)
     try:
-        if args.command == "check":
-            return cmd_check(args)
-        if args.command == "demo":
-            return cmd_demo(args)
-        if args.command == "status":
-            return cmd_status(args)
-        if args.command == "test":
-            return cmd_test(args)
-        if args.command == "explain":
-            return cmd_explain(args)
-        if args.command == "notify-test":
-            return cmd_notify_test(args)
-        if args.command == "schema":
-            return cmd_schema(args)
-        if args.command == "record":
-            return cmd_record(args)
-        if args.command == "replay":
-            return cmd_replay(args)
-        return cmd_run(args)
+        return COMMAND_FUNCTIONS.get(args.command, cmd_run)(args)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `alertd test rules/ | head`: the reader left; so do we

@@ -39,3 +39,14 @@ def test_a_terminal_gets_a_timestamp(monkeypatch, capsys):
     logging.getLogger("alertd").info("started")
     [line] = lines(capsys)
     assert line.endswith(" INFO started") and line[:4].isdigit()
+
+
+def test_version_and_a_bare_alertd_that_shows_the_daemon_s_options(capsys):
+    from alertd import __version__
+    from alertd.cli.main import main
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"alertd {__version__}\n"
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "check" in out and "alertd [run] options:" in out and "--rules DIR" in out
