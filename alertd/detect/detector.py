@@ -7,13 +7,16 @@ differs from the last one known, and a snapshot only where it shows something ne
 from __future__ import annotations
 
 import dataclasses
-from decimal import Decimal
+from decimal import Context, Decimal
 
 from alertd.detect.levels import LastLevels
 from alertd.domain.events import LEAGUES, Event
 from alertd.domain.observations import (
     BalanceObs,
+    CompleteObs,
     FillObs,
+    LiquidationObs,
+    MarginObs,
     Observation,
     OrderObs,
     PointsObs,
@@ -25,6 +28,13 @@ from alertd.domain.observations import (
 from alertd.storage.store import FORGET_AFTER, Store
 
 ZERO = Decimal(0)
+RATIO = Context(prec=28)
+"""Ratios of two amounts rarely end: they are rounded to 28 significant digits (Decimal's
+default), which no threshold a rule writes can tell from exact."""
+POSITION_DETAILS = ("entry_price", "margin_mode", "liquidation_price", "unrealized_pnl",
+                    "leverage")
+"""A position's figures besides its size and side: when only they move, rules see the new
+values (`changed` stays False, so a rule without `when` is not told)."""
 
 
 def level_subject(src: Source, kind: str, name: str = "") -> str:
@@ -56,6 +66,12 @@ class Detector:
             return self._position(src, obs)
         if isinstance(obs, PointsObs):
             return self._points(src, obs)
+        if isinstance(obs, CompleteObs):
+            return self._complete(src, obs)
+        if isinstance(obs, LiquidationObs):
+            return self._liquidation(src, obs, history_until)
+        if isinstance(obs, MarginObs):
+            return self._margin(src, obs)
         return self._stream(src, obs)
 
     def _common(self, src: Source, time: str) -> dict[str, object]:
@@ -83,7 +99,7 @@ class Detector:
                 **self._common(src, o.time), "order_id": o.order_id, "symbol": o.symbol,
                 "side": o.side, "type": o.type, "status": o.status,
                 "previous_status": prev_status, "price": o.price, "qty": o.qty,
-                "filled_qty": o.filled_qty}))
+                "filled_qty": o.filled_qty, "reason": o.reason, "exec_type": o.exec_type}))
         state = (o.status, o.qty, announced, credit)
         if known != state:  # a re-sent frame writes nothing
             self.store.put_order(src.key, o.order_id, state)
@@ -165,21 +181,95 @@ class Detector:
         self.last.put(event)
         return event
 
-    def _position(self, src: Source, p: PositionObs) -> list[Event]:
-        subject = level_subject(src, "position", p.symbol)
-        if p.hedge in ("long", "short"):
-            subject += f"/{p.hedge}"
+    def _position(self, src: Source, p: PositionObs, subject: str | None = None) -> list[Event]:
+        """A position's size or side changed, or only its other figures moved (then the event
+        is not a change). A figure or margin mode the frame does not state is the last one
+        known, so a source that lacks it (REST) does not make a rule on it flap."""
+        subject = subject or position_subject(src, p.symbol, p.hedge)
         prev = self.store.level(subject)
         prev_size = Decimal(prev[0]) if prev and prev[0] is not None else None
-        changed = prev is None or prev_size != p.size or prev[2] != p.side
+        last = self.last.get(subject)
+        known = last.fields if last is not None else {}
+        mode = p.margin_mode or known.get("margin_mode")
+        stated = {"entry_price": p.entry_price, "liquidation_price": p.liquidation_price,
+                  "unrealized_pnl": p.unrealized_pnl, "leverage": p.leverage}
+        details: dict[str, object] = {"margin_mode": mode}
+        for name, value in stated.items():  # left out while open: the last one said stands
+            details[name] = known.get(name) if value is None and p.size != 0 else value
+        changed = prev is None or prev_size != p.size or prev[2] != p.side or (
+            known.get("margin_mode") is not None and mode != known.get("margin_mode"))
+        moved = last is not None and any(known.get(k) != details[k] for k in POSITION_DETAILS)
+        if not self._first_look(subject) and not changed and not moved:
+            return []
+        if changed:
+            self.store.put_level(subject, p.size, details["entry_price"], p.side)
+        return [self._level(Event("position", subject, {
+            **self._common(src, p.time), "symbol": p.symbol, "size": p.size,
+            "previous_size": prev_size, "side": p.side, **details,
+            "caught_up": src.catching_up}, changed=changed))]
+
+    def _complete(self, src: Source, c: CompleteObs) -> list[Event]:
+        """A snapshot listed every position (or balance): one known here and not listed is
+        closed (flat, size 0) or zero, said once; one already closed or zero stays quiet."""
+        prefix = f"{src.key}/{c.kind}/"
+        if c.kind == "position":
+            listed = {position_subject(src, symbol, hedge) for symbol, hedge in c.names}
+        else:
+            listed = {level_subject(src, "balance", asset) for asset, _ in c.names}
+        rows = self.store.db.execute(
+            "SELECT subject, a, b, c FROM levels WHERE substr(subject, 1, ?) = ?",
+            (len(prefix), prefix)).fetchall()
+        events: list[Event] = []
+        for subject, a, b, third in rows:
+            if subject in listed:
+                continue
+            last = self.last.get(subject)
+            name = str(last.fields.get("symbol" if c.kind == "position" else "asset")) \
+                if last is not None else subject[len(prefix):].split("/")[0]
+            if c.kind == "position" and (third != "flat" or _nonzero(a)):
+                events += self._position(
+                    src, PositionObs(name, ZERO, None, "flat", None, c.time), subject)
+            elif c.kind == "balance" and (_nonzero(a) or _nonzero(b)):
+                events += self._balance(src, BalanceObs(name, ZERO, ZERO, ZERO, c.time))
+        return events
+
+    def _liquidation(self, src: Source, q: LiquidationObs,
+                     history_until: float | None) -> list[Event]:
+        """Once per liquidation, however often its frame comes (remembered with the fills
+        seen, 30 days); one before alertd watched, or older than that, is not news."""
+        key = f"liquidation:{q.event_id}"
+        if self.store.fill_seen(src.key, key, key):
+            return []
+        if _stale(q.ts if q.ts is not None else q.time, self.store.clock()) or (
+                history_until is not None and (q.ts is None or q.ts <= history_until)):
+            return []
+        return [Event("liquidation", f"{src.key}/liquidation/{q.event_id}", {
+            **self._common(src, q.time), "symbol": q.symbol, "side": q.side, "size": q.size,
+            "mark_price": q.mark_price, "liquidation_price": q.liquidation_price,
+            "margin_mode": q.margin_mode, "account_value": q.account_value})]
+
+    def _margin(self, src: Source, m: MarginObs) -> list[Event]:
+        """A perps account's margin: `margin_ratio` is (account value - available margin) /
+        account value, the share of the cross account value already in use (the SDKs
+        publish no maintenance margin, `contracts/sodex/ws-accountState.json`); none while
+        the account value is not positive."""
+        subject = level_subject(src, "margin")
+        value, available = m.account_value, m.available_margin
+        used = None if available is None else value - available
+        ratio = RATIO.divide(used, value) if used is not None and value > 0 else None
+        prev = self.store.level(subject)
+        prev_ratio = Decimal(prev[0]) if prev and prev[0] is not None else None
+        changed = prev is None or (prev_ratio, prev[1], prev[2]) != (
+            ratio, str(value), None if available is None else str(available))
         if not self._first_look(subject) and not changed:
             return []
         if changed:
-            self.store.put_level(subject, p.size, p.entry_price, p.side)
-        return [self._level(Event("position", subject, {
-            **self._common(src, p.time), "symbol": p.symbol, "size": p.size,
-            "previous_size": prev_size, "entry_price": p.entry_price, "side": p.side,
-            "margin_mode": p.margin_mode}, changed=changed))]
+            self.store.put_level(subject, ratio, value, available)
+        return [self._level(Event("margin", subject, {
+            **self._common(src, m.time), "account_value": value, "available_margin": available,
+            "used_margin": used, "margin_ratio": ratio, "previous_margin_ratio": prev_ratio,
+            "position_margin": m.position_margin, "order_margin": m.order_margin},
+            changed=changed))]
 
     def _points(self, src: Source, p: PointsObs) -> list[Event]:
         subject = f"{src.account}/points"
@@ -213,6 +303,20 @@ class Detector:
         event = self._level(Event("stream", subject, {
             **self._common(src, s.time), "status": s.status, "reason": s.reason}))
         return [] if prev_status is None and s.status == "connected" else [event]
+
+
+def position_subject(src: Source, symbol: str, hedge: str) -> str:
+    """A position's subject; in hedge mode the long and the short leg are two."""
+    subject = level_subject(src, "position", symbol)
+    return subject + f"/{hedge}" if hedge in ("long", "short") else subject
+
+
+def _nonzero(text: str | None) -> bool:
+    """A stored amount that is there and not zero."""
+    try:
+        return text is not None and Decimal(text) != 0
+    except ArithmeticError:
+        return True
 
 
 def _history(f: FillObs, history_until: float | None, now: float) -> bool:

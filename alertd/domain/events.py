@@ -30,7 +30,7 @@ KIND_FIELDS: dict[str, dict[str, FieldType]] = {
     },
     "order": {
         "order_id": S, "symbol": S, "side": S, "type": S, "status": S, "previous_status": S,
-        "price": N, "qty": N, "filled_qty": N,
+        "price": N, "qty": N, "filled_qty": N, "reason": S, "exec_type": S,
     },
     "balance": {
         "asset": S, "free": N, "locked": N, "total": N, "previous_free": N, "previous_total": N,
@@ -41,12 +41,21 @@ KIND_FIELDS: dict[str, dict[str, FieldType]] = {
     "league": {"league": S, "previous": S, "direction": S, "total": N, "season_points": N},
     "position": {
         "symbol": S, "size": N, "previous_size": N, "entry_price": N, "side": S, "margin_mode": S,
+        "liquidation_price": N, "unrealized_pnl": N, "leverage": N, "caught_up": B,
+    },
+    "liquidation": {
+        "symbol": S, "side": S, "size": N, "mark_price": N, "liquidation_price": N,
+        "margin_mode": S, "account_value": N,
+    },
+    "margin": {
+        "account_value": N, "available_margin": N, "used_margin": N, "margin_ratio": N,
+        "previous_margin_ratio": N, "position_margin": N, "order_margin": N,
     },
     "stream": {"status": S, "reason": S},
 }
 EVENT_KINDS: tuple[str, ...] = tuple(KIND_FIELDS)
 
-LEVEL_KINDS = frozenset({"balance", "position", "stream"})
+LEVEL_KINDS = frozenset({"balance", "position", "margin", "stream"})
 """Kinds that describe a state which persists: rules on them are edge-triggered per subject.
 The other kinds are occurrences, each already unique, so a matching rule fires every time."""
 
@@ -75,12 +84,23 @@ DEFAULT_TEMPLATES: dict[str, tuple[str, str]] = {
         "{symbol} position {side} {size} on {account}",
         "was {previous_size}, entry {entry_price}, {margin_mode} margin",
     ),
+    "liquidation": (
+        "{symbol} {side} liquidated on {account}",
+        "{size} at mark {mark_price} (liquidation price {liquidation_price}), {margin_mode} "
+        "margin; account value {account_value}",
+    ),
+    "margin": (
+        "Margin {margin_ratio:.1%} in use on {account}",
+        "account value {account_value}, available {available_margin}, used {used_margin}",
+    ),
     "stream": ("{exchange} stream {status} for {account}", "{reason}"),
 }
 
 RESOLVED_MESSAGES: dict[str, str] = {
     "balance": "now free {free} (was {previous_free}), total {total}",
     "position": "now {side} {size} (was {previous_size})",
+    "margin": "now {margin_ratio} of the account value in use (value {account_value}, "
+              "available {available_margin})",
     "stream": "now {status}: {reason}",
 }
 """What a resolved notice says by default; its title is the rule's, after "Resolved: "."""

@@ -63,6 +63,10 @@ class OrderObs:
     avg_price: Decimal | None
     fills: list[FillObs] | None
     time: str
+    reason: str | None = None
+    """Why the exchange rejected or cancelled it, as it says (SoDEX `r`)."""
+    exec_type: str | None = None
+    """What this update executed (SoDEX `x`: new, partially_filled, canceled, rejected, ...)."""
 
 
 @dataclass(slots=True)
@@ -91,10 +95,56 @@ class PositionObs:
     size: Decimal
     entry_price: Decimal | None
     side: str
-    margin_mode: str
+    margin_mode: str | None
+    """`cross`, `isolated`, or None where the frame does not say (detection keeps the last
+    one known: a position's missing margin mode is never guessed)."""
     time: str
     hedge: str = "both"
     """SoDEX `ps`: in hedge mode the long and the short leg of a symbol are two positions."""
+    liquidation_price: Decimal | None = None
+    unrealized_pnl: Decimal | None = None
+    leverage: Decimal | None = None
+
+
+@dataclass(slots=True)
+class LiquidationObs:
+    """A position (or an account) the exchange liquidated; `event_id` tells one liquidation
+    from another, so a frame sent twice is announced once."""
+
+    event_id: str
+    symbol: str | None
+    side: str | None
+    size: Decimal | None
+    mark_price: Decimal | None
+    liquidation_price: Decimal | None
+    margin_mode: str | None
+    account_value: Decimal | None
+    time: str
+    hedge: str = "both"
+    ts: float | None = None
+
+
+@dataclass(slots=True)
+class MarginObs:
+    """A perps account's margin as the exchange states it: the account value, the margin
+    still available to positions, and what is frozen by positions and by open orders."""
+
+    account_value: Decimal
+    available_margin: Decimal | None
+    position_margin: Decimal | None
+    order_margin: Decimal | None
+    time: str
+
+
+@dataclass(slots=True)
+class CompleteObs:
+    """A snapshot's full list of one kind (`position` or `balance`): what detection knows of
+    that kind on the stream and the list leaves out is gone (closed, or zero). `names` are
+    the symbols (with their hedge leg) or assets the list holds."""
+
+    kind: str
+    names: frozenset[tuple[str, str]]
+    time: str
 
 
 @dataclass(slots=True)
@@ -104,7 +154,8 @@ class StreamObs:
     time: str
 
 
-Observation = FillObs | OrderObs | BalanceObs | PointsObs | PositionObs | StreamObs
+Observation = (FillObs | OrderObs | BalanceObs | PointsObs | PositionObs | StreamObs
+               | LiquidationObs | MarginObs | CompleteObs)
 
 
 class Drop(Exception):

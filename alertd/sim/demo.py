@@ -8,6 +8,7 @@ and every notifier the rules name prints to this terminal.
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -17,13 +18,25 @@ from pathlib import Path
 from typing import ClassVar
 
 from alertd.authoring.record import Recording
+from alertd.common.redact import redact_notifier_url
 from alertd.config.load import Account, Config
 from alertd.delivery.notify import Notifier, build_notifiers
 from alertd.delivery.outbox import Outbox
+from alertd.delivery.outbox import counts as outbox_counts
 from alertd.ingest.stream import StreamSettings
 from alertd.rules.load import RuleSet, load_rules
 from alertd.runtime.agent import Agent
-from alertd.sim.frames import dd_balance, dd_order, dd_points, sx_balances, sx_order, sx_trade
+from alertd.sim.frames import (
+    dd_balance,
+    dd_order,
+    dd_points,
+    sx_balances,
+    sx_liquidation,
+    sx_order,
+    sx_perps_state,
+    sx_state_position,
+    sx_trade,
+)
 from alertd.sim.simulator import Simulator, deltadefi_key, sodex_key
 
 DEMO_KEY = "demo-key-0000"
@@ -101,6 +114,8 @@ def run_demo(rules_dir: str | None = None, notify_urls: list[str] | None = None,
             again.stop()
             if recording is not None:
                 recording.close()
+        if notify_urls:
+            ok = _extra(config.state_path, notify_urls) and ok
         return _summary((agent, again), consoles, ok)
 
 
@@ -188,17 +203,60 @@ def _script(sim: Simulator, agent: Agent, pause: float) -> bool:
     say("  (reconnected, resubscribed; the balance snapshot it re-sent raised nothing)")
     step("SoDEX spot: 4100 vUSDC withdrawn, 900 left", lambda: sim.push_sodex(
         DEMO_USER, "spot", "accountUpdate", sx_balances("900")))
+    _perps(sim, step)
     return ready and back
 
 
+def _perps(sim: Simulator, step: Callable[..., None]) -> None:
+    """A perps position that goes wrong: margin use climbs past 80 % (one warning), the
+    exchange liquidates it (one alert, from its accountEvent), and the margin is free again
+    (one resolved notice)."""
+    def state(available: str, value: str = "5000", open_: bool = True) -> Callable[[], int]:
+        position = [sx_state_position("BTC-USD", "0.5", "60000", lp="51900", ur="-600",
+                                      leverage=20)] if open_ else []
+        return lambda: sim.push_sodex(DEMO_USER, "perps", "accountState", sx_perps_state(
+            position, av=value, am=available, wallet=value), kind="snapshot")
+
+    step("SoDEX perps: long 0.5 BTC-USD @ 60000, cross margin; 70 % of the account value in "
+         "use", state("1500"))
+    step("SoDEX perps: the price falls; 85 % in use (expect: one margin warning)",
+         state("750"))
+    step("SoDEX perps: still 82 % (expect: quiet, no repeat)", state("900"))
+    step("SoDEX perps: BTC-USD liquidated at mark 52000 (expect: one liquidation alert)",
+         lambda: sim.push_sodex(DEMO_USER, "perps", "accountEvent", sx_liquidation(
+             "BTC-USD", "0.5", "52000", "51900", av="4000")))
+    step("SoDEX perps: the position is gone, the margin free again (expect: resolved)",
+         state("4000", value="4000", open_=False))
+
+
 def _drain(agent: Agent, timeout: float = 10.0) -> None:
-    """Wait until every alert left its group and was delivered."""
+    """Wait until every alert left its group and reached the console (a `--notify` URL is
+    not waited for: one that takes nothing must not hold the demo up; see `_extra`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        counts = agent.core.call(Outbox(agent.store).counts)
         if agent.core.call(agent.pipeline.groups.count) == 0 and all(
-                c["pending"] == 0 for c in agent.core.call(Outbox(agent.store).counts).values()):
+                c["pending"] == 0 for name, c in counts.items() if name != EXTRA):
             return
         time.sleep(0.05)
+
+
+def _extra(state: Path, urls: list[str]) -> bool:
+    """Say what the `--notify` URLs got; False if they took nothing, or left alerts behind."""
+    db = sqlite3.connect(state)
+    try:
+        got = outbox_counts(db).get(EXTRA, {})
+    finally:
+        db.close()
+    delivered, left = got.get("delivered", 0) + got.get("folded", 0), (
+        got.get("pending", 0) + got.get("dead", 0))
+    shown = ", ".join(redact_notifier_url(u) for u in urls)
+    if left == 0:
+        say(f"--notify {shown}: took all {delivered} alerts")
+        return delivered > 0
+    say(f"--notify {shown}: {'took nothing' if delivered == 0 else f'took {delivered}'}, "
+        f"{left} alerts not delivered; try `alertd notify-test URL` for the reason")
+    return False
 
 
 def _summary(agents: tuple[Agent, ...], consoles: dict[str, ConsoleNotifier], ok: bool) -> int:

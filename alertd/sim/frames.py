@@ -49,21 +49,90 @@ def dd_points(total: str, league: str, delta: str = "150") -> dict[str, Any]:
         "source_ref": "o-1", "league": league}}
 
 
+SX_EXEC = {"NEW": "NEW", "PARTIALLY_FILLED": "PARTIALLY_FILLED", "FILLED": "FILLED",
+           "CANCELED": "CANCELED", "REJECTED": "REJECTED", "EXPIRED": "EXPIRED"}
+"""The exec type (`x`) an order update carries with each status (TS `common/enums.ts`)."""
+
+
+def _ms(at: float | None) -> int:
+    return int(_at(at) * 1000)
+
+
 def sx_order(status: str, filled: str, *, at: float | None = None) -> dict[str, Any]:
-    return {"E": int(_at(at) * 1000), "s": "vBTC_vUSDC", "c": "c-1", "i": 7001, "S": "BUY",
-            "o": "LIMIT", "f": "GTC", "p": "60000", "q": "0.5", "X": status, "z": filled}
+    """A spot accountOrderUpdate record with every field the TS SDK's parser requires
+    (sodex-ts-sdk `src/ws/parsers/order-update.ts`: E T s c i S o f p q X z v M x)."""
+    ms = _ms(at)
+    return {"E": ms, "T": ms, "s": "vBTC_vUSDC", "c": "c-1", "i": 7001, "S": "BUY",
+            "o": "LIMIT", "f": "GTC", "p": "60000", "q": "0.5", "X": status, "z": filled,
+            "v": str(Decimal(filled) * 60000), "M": "0", "x": SX_EXEC.get(status, "NEW")}
 
 
 def sx_trade(trade_id: int, qty: str, *, at: float | None = None) -> dict[str, Any]:
-    return {"E": int(_at(at) * 1000), "t": trade_id, "s": "vBTC_vUSDC", "i": 7001,
+    """An accountTrade record (`account-trade.ts`: E T t s i c S p q f m, all required)."""
+    ms = _ms(at)
+    return {"E": ms, "T": ms, "t": trade_id, "s": "vBTC_vUSDC", "i": 7001,
             "c": "c-1", "S": "BUY", "p": "60000", "q": qty, "f": "0.6", "m": False}
 
 
 def sx_balances(usdc_total: str, usdc_locked: str = "0", *, at: float | None = None
                 ) -> dict[str, Any]:
-    return {"E": int(_at(at) * 1000), "h": 2211, "B": [
+    """A spot accountUpdate (`account-update.ts`: E T h, B [{i a t l}])."""
+    ms = _ms(at)
+    return {"E": ms, "T": ms, "h": 2211, "B": [
         {"i": 0, "a": "vUSDC", "t": usdc_total, "l": usdc_locked},
         {"i": 1, "a": "vBTC", "t": "0.5", "l": "0"}]}
+
+
+def sx_position(symbol: str, size: str, entry: str, *, side: str = "BOTH",
+                iw: str | None = None, pid: int | None = None) -> dict[str, Any]:
+    """A position as a perps accountUpdate lists it (`account-update.ts`: i s sz ep ps, iw
+    the isolated margin, null for cross)."""
+    return {"i": pid if pid is not None else 100 + len(symbol), "s": symbol, "sz": size,
+            "ep": entry, "ps": side, "iw": iw}
+
+
+def sx_perps_update(positions: list[dict[str, Any]], wallet: str = "10000", *,
+                    at: float | None = None) -> dict[str, Any]:
+    """A perps accountUpdate: the wallet balance and the positions that changed."""
+    ms = _ms(at)
+    return {"E": ms, "T": ms, "h": 2212, "B": [{"i": 0, "a": "vUSDC", "wb": wallet}],
+            "P": positions}
+
+
+def sx_state_position(symbol: str, size: str, entry: str, *, side: str = "BOTH",
+                      mode: str | int = "CROSS", iw: str | None = None, lp: str = "0",
+                      ur: str = "0", leverage: int = 10) -> dict[str, Any]:
+    """A position as perps accountState lists it (`perps/client.ts`
+    parsePerpsSnapshotPosition: i s m ps sz ep co cf cc cp ms cr ur l lp required, iw
+    nullable)."""
+    return {"i": 100 + len(symbol), "s": symbol, "m": mode, "ps": side, "sz": size,
+            "ep": entry, "co": str(abs(Decimal(size)) * Decimal(entry)), "cf": "0",
+            "cc": "0", "cp": "0", "ms": size.lstrip("-"), "cr": "0", "ur": ur, "l": leverage,
+            "lp": lp, "iw": iw}
+
+
+def sx_perps_state(positions: list[dict[str, Any]], *, av: str = "1000", am: str = "1000",
+                   wallet: str = "1000", at: float | None = None) -> dict[str, Any]:
+    """A perps accountState with every field `parsePerpsAccountSnapshot` requires: the
+    account value (av), the margin available to cross positions (am), the frozen margins,
+    the wallet balance and the positions (a complete list)."""
+    del at  # accountState carries no event time (the REST /state shape)
+    used = str(Decimal(av) - Decimal(am))
+    return {"user": "0xed3e79ef16a7890e6eaef2aa6373b6bec5d59d5c", "aid": 1001, "uid": 1001,
+            "av": av, "am": am, "ami": "0", "amw": am, "im": "0", "cm": used, "oim": "0",
+            "ocm": "0", "B": [{"i": 0, "a": "vUSDC", "wb": wallet, "mr": "1", "px": "1",
+                               "aw": am, "at": am, "wm": wallet, "am": am, "iw": None}],
+            "O": None, "P": positions, "S": None}
+
+
+def sx_liquidation(symbol: str, size: str, mark: str, liquidation: str | None, *,
+                   side: str = "BOTH", mode: str = "CROSS", av: str = "1000",
+                   at: float | None = None) -> dict[str, Any]:
+    """An accountEvent liquidation (`liquidation.ts`: type E lid aid av mm, B [{i a wb}],
+    P [{s ps sz mp lp}])."""
+    return {"type": "liquidation", "E": _ms(at), "lid": 1, "aid": 1001, "av": av, "mm": mode,
+            "B": [{"i": 0, "a": "vUSDC", "wb": av}],
+            "P": [{"s": symbol, "ps": side, "sz": size, "mp": mark, "lp": liquidation}]}
 
 
 def sx(channel: str, data: Any, kind: str = "update") -> str:

@@ -9,6 +9,13 @@ missing or ill-formed parameter, unknown trading pair, missing or bad X-API-KEY)
 exchange's own error answer and is listed in `contract_violations`, and every reply is checked
 against the contract's reply schema, so a client written from a misreading fails here first.
 Lists are paged as published and come oldest first, an order the contract does not promise.
+
+SoDEX's side is held to `contracts/sodex/` the same way: a request off it (unknown path or
+engine, a method other than GET, an address that is no 0x address, an unknown, repeated or
+ill-typed parameter, a limit above 1000, a window ending before it starts) gets an error
+envelope and a violation; every reply, and every frame the simulator sends (`check_sodex_frame`),
+is checked against the contract's schemas. History comes oldest first, at most `limit` rows
+(100 when a request names none: no SDK publishes the default), so a client must page.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import copy
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -40,6 +48,10 @@ NOT_FOUND = 400, {"code": 4200, "error": "Order not found"}
 UNAVAILABLE = 500, {"code": 5001, "error": "System resources temporaily unavailable"}
 """The docs' status-code table (its spelling); the HTTP status of each code is not stated."""
 NO_ROUTE = 404, {"code": 404, "error": "Not Found"}
+
+SX_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+SX_DEFAULT_LIMIT = 100
+SX_MODES = {1: "ISOLATED", 2: "CROSS"}
 
 NIGHT_UNIT = "0691b2fecca1ac4f53cb6dfb00b7013e561d1f34403b957cbb5af1fa4e49474854"
 """NIGHT's mainnet unit (docs, assets.md); its decimals are not published, 6 is assumed."""
@@ -128,10 +140,32 @@ class SimRest:
         self._lock = threading.Lock()
         self._dd_balance: dict[str, list[dict[str, Any]]] = {}
         self._dd_orders: dict[str, dict[str, dict[str, Any]]] = {}
-        self._sx_balances: dict[tuple[str, str], dict[str, Any]] = {}
-        self._sx_positions: dict[tuple[str, str], dict[str, Any]] = {}
-        self._sx_orders: dict[tuple[str, str], dict[str, Any]] = {}
-        self._sx_trades: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._sx_balances: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        self._sx_positions: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
+        self._sx_orders: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        self._sx_trades: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
+        self.sodex_contracts = load_contracts("sodex")
+        self.sodex_replies: list[tuple[str, str, int, Any]] = []
+        """SoDEX replies as (operation, market, status, body)."""
+        self.sodex_positions_shape = "docs"
+        """How /positions answers: `docs` (TS/docs `{positions: [...]}`), `go` (Go's and the
+        older python SDK's `{orders: [...]}`) or `python` (the newer python SDK's)."""
+        self.sodex_page_size = 1000
+        """The most rows a history page holds (the SDKs' published cap)."""
+        self._sx_ops = {c["path"].rsplit("/accounts/{address}/", 1)[1]: c
+                        for c in self.sodex_contracts.values() if c["kind"] == "rest"}
+        self._sx_replies = {(name, m): [jsonschema_rs.validator_for(s) for s in (
+            [c["reply"]["schemas"][m]] + [v["schema"] for v in c["reply_variants"]
+                                           if m in v["markets"]])]
+            for name, c in self.sodex_contracts.items() if c["kind"] == "rest"
+            for m in c["markets"]}
+        self._sx_error = jsonschema_rs.validator_for(_error_schema(self.sodex_contracts))
+        self._sx_frames = {(c["channel"], m): jsonschema_rs.validator_for(schema)
+                           for c in self.sodex_contracts.values() if c["kind"] == "stream"
+                           for m, schema in c["frame"]["schemas"].items()}
+        control = self.sodex_contracts["ws-subscribe"]
+        self._sx_control = {op: jsonschema_rs.validator_for(control[kind]) for op, kind in (
+            ("subscribe", "ack"), ("unsubscribe", "ack"), ("pong", "pong"), ("error", "error"))}
 
     def fault(self, path: str, symbol: str | None = None, status: int = 500,
               body: Any = None) -> None:
@@ -159,39 +193,60 @@ class SimRest:
                 self._dd_orders.setdefault(api_key, {})[str(order.get("id"))] = order
 
     def sodex(self, user: str, market: str, channel: str, data: Any) -> None:
+        """Make a push happen on the account: an accountState restates its balances and
+        positions whole, an accountUpdate changes the ones it lists."""
         key = (user.lower(), market)
         rows = data if isinstance(data, list) else [data] if isinstance(data, dict) else []
         with self._lock:
             for row in rows:
                 if channel in ("accountUpdate", "accountState"):
+                    whole = channel == "accountState"
+                    if whole and "B" in row:
+                        self._sx_balances[key] = {}
+                    if whole and "P" in row:
+                        self._sx_positions[key] = {}
                     for b in row.get("B") or ():
-                        self._sx_balances.setdefault(key, {})[b.get("a")] = b
+                        self._sx_balances.setdefault(key, {})[str(b.get("a"))] = b
                     for p in row.get("P") or ():
-                        self._sx_positions.setdefault(key, {})[(p.get("s"), p.get("ps"))] = p
+                        self._sx_positions.setdefault(key, {})[
+                            (str(p.get("s")), str(p.get("ps") or "BOTH"))] = p
                 elif channel == "accountOrderUpdate":
                     self._sx_orders.setdefault(key, {})[str(row.get("i"))] = row
                 elif channel == "accountTrade":
-                    self._sx_trades.setdefault(key, []).append(row)
+                    trade = (str(row.get("s")), str(row.get("t")))
+                    self._sx_trades.setdefault(key, {})[trade] = row
+
+    def check_sodex_frame(self, market: str, frame: Any) -> None:
+        """Hold a frame the simulator sends on a SoDEX socket to the contracts: a push to its
+        channel's schema, an ack or pong to `ws-subscribe.json`; off it, a violation."""
+        if not isinstance(frame, dict):
+            self._violation(f"frame on {market}: not a JSON object")
+            return
+        if "op" in frame:
+            validator = self._sx_control.get(str(frame.get("op")))
+            what = f"control {frame.get('op')!r}"
+        else:
+            validator = self._sx_frames.get((str(frame.get("channel")), market))
+            what = f"frame {frame.get('channel')} ({market})"
+        if validator is None:
+            self._violation(f"{what}: no such frame in contracts/sodex")
+        elif not validator.is_valid(frame):
+            error = next(iter(validator.iter_errors(frame)), None)
+            self._violation(f"{what}: {getattr(error, 'message', error)}"[:300])
 
     # --- the endpoints --------------------------------------------------------------------------
 
-    def answer(self, path: str, headers: Any) -> tuple[int, str] | None:
+    def answer(self, path: str, headers: Any, method: str = "GET") -> tuple[int, str] | None:
         """The reply to a REST request; it is listed in `requests` once its reply is made."""
-        reply = self._answer(path, headers)
+        reply = self._answer(path, headers, method)
         if reply is not None:
             self.requests.append(urlsplit(path).path)
         return reply
 
-    def _answer(self, path: str, headers: Any) -> tuple[int, str] | None:
+    def _answer(self, path: str, headers: Any, method: str) -> tuple[int, str] | None:
         parts = urlsplit(path)
         if parts.path.startswith("/api/v1/"):
-            segments = parts.path.strip("/").split("/")
-            if len(segments) < 6 or segments[3] != "accounts":
-                return 404, '{"code":404,"message":"no such endpoint"}'
-            if self.failing:
-                return 503, '{"code":503,"message":"maintenance"}'
-            query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-            return self._sodex(segments[4], segments[2], "/".join(segments[5:]), query)
+            return self._sodex_request(method, parts.path, parts.query)
         if parts.path.startswith(DD_PREFIXES) and parts.path != "/accounts/stream":
             return self._deltadefi_request(parts.path, parts.query, headers)
         return None
@@ -294,53 +349,168 @@ class SimRest:
         return 200, {"data": rows[(page - 1) * limit: page * limit], "total_count": len(rows),
                      "total_page": -(-len(rows) // limit)}
 
-    def _sodex(self, user: str, market: str, what: str,
-               query: dict[str, str]) -> tuple[int, str]:
-        """The SDK's REST shapes (long keys, sodex-python-sdk `client/types.py`), built from
-        what was pushed in the stream's short keys."""
-        key = (user.lower(), market)
-        start, end = int(query.get("startTime", 0)), int(query.get("endTime", 2**62))
+    # --- SoDEX, held to its contract --------------------------------------------------------
+
+    def _sodex_request(self, method: str, path: str, query_text: str) -> tuple[int, str]:
+        """Check the request against contracts/sodex, then answer it (and check the answer)."""
+        where = f"{method} {path}"
+        segments = path.strip("/").split("/")
+        what = "/".join(segments[5:])
+        contract = self._sx_ops.get(what) if len(segments) >= 6 \
+            and segments[3] == "accounts" else None
+        market = segments[2] if len(segments) > 2 else ""
+        if contract is None or market not in contract["markets"]:
+            self._violation(f"{where}: no such operation in contracts/sodex")
+            return self._sx_error_reply(None, market, 404, "no such endpoint")
+        name = contract["operation"]
+        if method != "GET":
+            self._violation(f"{where}: the contract publishes GET")
+            return self._sx_error_reply(name, market, 405, "method not allowed")
+        address = segments[4]
+        if not SX_ADDRESS.match(address):
+            self._violation(f"{where}: {address[:50]!r} is not an address (0x and 40 hex digits)")
+            return self._sx_error_reply(name, market, 400, "invalid address")
+        if self.failing:
+            return self._sx_error_reply(name, market, 503, "maintenance")
+        route = _Route(contract, contract["path"], re.compile(""),
+                       tuple(p for p in contract["parameters"] if p["in"] == "query"))
+        params, problems = _parameters(route, parse_qs(query_text, keep_blank_values=True), {})
+        if params.get("startTime", 0) > params.get("endTime", 2**62):
+            problems.append("endTime is before startTime")
+        if problems:
+            self._violation(f"{where}: {'; '.join(problems)}")
+            return self._sx_error_reply(name, market, 400, "; ".join(problems)[:200])
         with self._lock:
-            orders = list(self._sx_orders.get(key, {}).values())
-            if what == "state":
-                data: Any = {"user": user, "aid": 1, "uid": 1}
-            elif what == "balances":
-                data = {"balances": [
-                    {"id": b.get("i", 0), "coin": b.get("a"), "total": b.get("t", b.get("wb")),
-                     "locked": b.get("l", "0")}
-                    for b in self._sx_balances.get(key, {}).values()]}
-            elif what == "positions":
-                data = {"orders": [
-                    {"symbol": p.get("s"), "quantity": p.get("sz"), "entryPrice": p.get("ep"),
-                     "positionSide": p.get("ps") or "BOTH", "margin": p.get("iw"),
-                     "marginMode": "cross" if p.get("iw") is None else "isolated"}
-                    for p in self._sx_positions.get(key, {}).values()]}
-            elif what == "orders":
-                data = {"orders": [_sx_order(o) for o in orders
-                                   if str(o.get("X")).upper() in ("NEW", "PARTIALLY_FILLED")]}
-            elif what == "orders/history":
-                data = [_sx_order(o) for o in orders
-                        if start <= int(o.get("E") or 0) <= end] or None
-            elif what == "trades":
-                data = [_sx_trade(t) for t in self._sx_trades.get(key, [])
-                        if start <= int(t.get("E") or 0) <= end] or None
-            else:
-                return 404, '{"code":404,"message":"no such endpoint"}'
-        return 200, json.dumps({"code": 0, "message": "ok", "data": data})
+            data = self._sodex(name, (address.lower(), market), market, params)
+        return self._sx_reply(name, market, 200, {"code": 0, "message": "",
+                                                  "data": data, "timestamp": _now_ms()})
+
+    def _sx_error_reply(self, name: str | None, market: str, status: int,
+                        why: str) -> tuple[int, str]:
+        """The error envelope both SDKs read: a non-zero code, the reason in `message` (Go,
+        python) and in `error` (TS)."""
+        return self._sx_reply(name, market, status, {"code": status, "message": why,
+                                                     "error": why, "timestamp": _now_ms()})
+
+    def _sx_reply(self, name: str | None, market: str, status: int,
+                  body: dict[str, Any]) -> tuple[int, str]:
+        """The reply's text, once checked against the contract's reply (or error) schema."""
+        text = json.dumps(body, default=str)
+        value = json.loads(text)
+        if status == 200 and name is not None:
+            validators = self._sx_replies[(name, market)]
+            if not any(v.is_valid(value) for v in validators):
+                error = next(iter(validators[0].iter_errors(value)), None)
+                self._violation(f"reply to {name} ({market}): "
+                                f"{getattr(error, 'message', error)}"[:300])
+        elif not self._sx_error.is_valid(value):
+            self._violation(f"error reply to {name} ({market}) off the contract")
+        with self._lock:
+            self._keep(self.sodex_replies, (name, market, status, value))
+        return status, text
+
+    def _sodex(self, name: str, key: tuple[str, str], market: str,
+               params: dict[str, Any]) -> Any:
+        """The SDKs' REST shapes (long keys, `contracts/sodex/`), built from what was pushed
+        in the stream's short keys (lock held)."""
+        block = {"blockTime": _now_ms(), "blockHeight": 2211}
+        symbol = params.get("symbol")
+        if name == "get-accounts-balances":
+            return {**block, "balances": [_sx_balance(b, market)
+                                          for b in self._sx_balances.get(key, {}).values()]
+                    or None}
+        orders = [o for o in self._sx_orders.get(key, {}).values()
+                  if symbol is None or o.get("s") == symbol]
+        if name == "get-accounts-orders":
+            return {**block, "orders": [_sx_order(o, market) for o in orders
+                                        if str(o.get("X")).upper() in ("NEW", "PARTIALLY_FILLED")]
+                    or None}
+        if name == "get-accounts-positions":
+            rows = [p for p in self._sx_positions.get(key, {}).values()
+                    if (symbol is None or p.get("s") == symbol) and _amount(p.get("sz"))]
+            wrap = "orders" if self.sodex_positions_shape == "go" else "positions"
+            return {**block, wrap: [_sx_position(p, self.sodex_positions_shape) for p in rows]
+                    or None}
+        start, end = params.get("startTime", 0), params.get("endTime", 2**62)
+        limit = min(params.get("limit", SX_DEFAULT_LIMIT), self.sodex_page_size)
+        if name == "get-accounts-orders-history":
+            rows = [_sx_order(o, market) for o in orders
+                    if start <= int(o.get("E") or 0) <= end]
+            rows.sort(key=lambda o: (o["updatedAt"] or 0, str(o["orderID"])))
+        else:
+            rows = [_sx_trade(t) for t in self._sx_trades.get(key, {}).values()
+                    if (symbol is None or t.get("s") == symbol)
+                    and start <= int(t.get("E") or 0) <= end]
+            rows.sort(key=lambda t: (t["time"] or 0, str(t["tradeID"])))
+        return rows[:limit] or None
 
 
-def _sx_order(o: dict[str, Any]) -> dict[str, Any]:
-    return {"orderID": o.get("i"), "clOrdID": o.get("c", ""), "symbol": o.get("s"),
-            "side": o.get("S"), "type": o.get("o"), "timeInForce": o.get("f"),
-            "price": o.get("p"), "origQty": o.get("q"), "executedQty": o.get("z"),
-            "status": o.get("X"), "createdAt": o.get("E"), "updatedAt": o.get("E")}
+def _error_schema(contracts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The error envelope's schema (the same in every SoDEX REST contract)."""
+    return contracts["get-accounts-balances"]["errors"]["schema"]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _amount(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return Decimal(0)
+
+
+def _sx_balance(b: dict[str, Any], market: str) -> dict[str, Any]:
+    if market == "perps":
+        return {"id": b.get("i", 0), "coin": b.get("a"), "total": b.get("wb", b.get("t")),
+                "marginRatio": b.get("mr", "1"), "price": b.get("px")}
+    return {"id": b.get("i", 0), "coin": b.get("a"), "total": b.get("t"),
+            "locked": b.get("l", "0")}
+
+
+def _sx_order(o: dict[str, Any], market: str) -> dict[str, Any]:
+    row = {"orderID": o.get("i"), "clOrdID": o.get("c", ""), "symbol": o.get("s"),
+           "side": o.get("S"), "type": o.get("o"), "timeInForce": o.get("f"),
+           "price": o.get("p"), "origQty": o.get("q"), "executedQty": o.get("z") or "0",
+           "executedValue": o.get("v") or "0", "marginFrozen": o.get("M") or "0",
+           "status": o.get("X"), "createdAt": o.get("E"), "updatedAt": o.get("E")}
+    if market == "perps":
+        row.update(positionSide=o.get("ps") or "BOTH", reduceOnly=bool(o.get("R", False)))
+    return row
 
 
 def _sx_trade(t: dict[str, Any]) -> dict[str, Any]:
     return {"tradeID": t.get("t"), "orderID": t.get("i"), "clOrdID": t.get("c", ""),
             "symbol": t.get("s"), "side": t.get("S"), "price": t.get("p"),
-            "quantity": t.get("q"), "fee": t.get("f"), "feeCoin": "", "time": t.get("E"),
+            "quantity": t.get("q"), "fee": t.get("f"), "feeCoin": "vUSDC", "time": t.get("E"),
             "isMaker": t.get("m")}
+
+
+def _sx_position(p: dict[str, Any], shape: str) -> dict[str, Any]:
+    """A pushed position (accountUpdate's or accountState's keys) as /positions lists it."""
+    mode = p.get("m")
+    mode = SX_MODES.get(mode, "CROSS") if isinstance(mode, int) else (
+        str(mode).upper() if mode else "ISOLATED" if p.get("iw") is not None else "CROSS")
+    size, entry, side = str(p.get("sz")), str(p.get("ep") or "0"), p.get("ps") or "BOTH"
+    margin, leverage = str(p.get("iw") or "0"), int(p.get("l") or 10)
+    now = _now_ms()
+    if shape == "go":
+        return {"symbol": p.get("s"), "symbolID": p.get("i", 1), "accountID": 1001,
+                "positionSide": side, "quantity": size, "entryPrice": entry,
+                "markPrice": entry, "liquidationPrice": str(p.get("lp") or "0"),
+                "unrealizedPnl": str(p.get("ur") or "0"), "leverage": leverage,
+                "marginMode": mode, "margin": margin}
+    common = {"id": p.get("i", 1), "symbol": p.get("s"), "marginMode": mode, "size": size,
+              "avgEntryPrice": entry, "leverage": leverage, "active": True, "createdAt": now,
+              "updatedAt": now}
+    if shape == "python":
+        return {**common, "positionSide": side, "liquidationPrice": str(p.get("lp") or "0"),
+                "unrealizedPnl": str(p.get("ur") or "0"), "margin": margin}
+    return {**common, "side": side, "initialMargin": margin,
+            "cumOpenCost": str(p.get("co") or "0"), "cumTradingFee": "0",
+            "cumClosedSize": "0", "avgClosePrice": "0", "maxSize": size.lstrip("-"),
+            "realizedPnL": "0", "isTakenOver": False, "takeOverPrice": "0"}
 
 
 def _parsed(frame: Any) -> dict[str, Any]:
@@ -384,7 +554,7 @@ def _typed(text: str, schema: dict[str, Any]) -> tuple[Any, str | None]:
     """A query value as the contract types it, or why it is not one (integers are bounded)."""
     if schema.get("type") != "integer":
         return text, None
-    if not re.fullmatch(r"-?[0-9]{1,12}", text):
+    if not re.fullmatch(r"-?[0-9]{1,19}", text):  # a time in ms has 13 digits
         return None, "not an integer"
     value = int(text)
     if "minimum" in schema and value < schema["minimum"]:

@@ -1,8 +1,10 @@
 """A simulated exchange on 127.0.0.1 speaking both account protocols over real WebSockets.
 
 It backs `alertd demo` and the tests: it refuses bad DeltaDeFi keys with 401, acknowledges
-SoDEX subscriptions (or refuses them), answers `{"op":"ping"}`, sends a snapshot on subscribe,
-pushes whatever frames it is given, and can cut connections abruptly or go silent.
+SoDEX subscriptions (or refuses them, a channel at a time), answers `{"op":"ping"}`, sends a
+snapshot on subscribe, pushes whatever frames it is given, and can cut connections abruptly or
+go silent. Every SoDEX frame it makes (acks, pongs, snapshots, pushes) is held to
+`contracts/sodex/` (a frame off it is a contract violation); `send_raw` sends anything.
 This is the only module that imports websockets (the server side).
 """
 
@@ -85,6 +87,10 @@ class Simulator:
         self.handshakes: Counter[str] = Counter()
         self.snapshots: dict[tuple[str, str], Any] = {}
         self.refuse_channels: set[str] = set()
+        """Channels every SoDEX subscription is refused on (see `refuse_channel`)."""
+        self._refusals: dict[tuple[str, str], int] = {}
+        self.sodex_frames: list[tuple[str, dict[str, Any]]] = []
+        """Every SoDEX frame sent (acks and pongs too), as (stream key, frame)."""
         self.silent: set[str] = set()
         self.refusing_until: dict[str, float] = {}
         self.rest = SimRest(valid_keys)
@@ -123,8 +129,9 @@ class Simulator:
 
     @property
     def contract_violations(self) -> list[str]:
-        """DeltaDeFi REST requests and replies off `contracts/deltadefi/` (see simrest.py);
-        a test of a well-behaved client asserts this is empty."""
+        """REST requests and replies off `contracts/deltadefi/` and `contracts/sodex/`, and
+        SoDEX frames of its own off `contracts/sodex/` (see simrest.py); a test of a
+        well-behaved client asserts this is empty."""
         return self.rest.contract_violations
 
     @property
@@ -146,7 +153,8 @@ class Simulator:
         return None
 
     def _admit(self, conn: ServerConnection, request: Any) -> Any:
-        rest = self.rest.answer(request.path, request.headers)
+        rest = self.rest.answer(request.path, request.headers,
+                                getattr(request, "method", "GET"))
         if rest is not None:
             response = conn.respond(rest[0], rest[1])
             response.headers["Content-Type"] = "application/json"
@@ -194,24 +202,48 @@ class Simulator:
         if client.key not in self.silent and client.key.startswith("sodex:") \
                 and isinstance(msg, dict):
             if msg.get("op") == "ping":
-                client.send('{"op":"pong"}')
+                self._send_sodex(client, {"op": "pong"})
             elif msg.get("op") == "subscribe":
                 self._subscribe(client, msg)
         with self._cond:
             self.received.append((client.key, msg))
             self._cond.notify_all()
 
+    def _send_sodex(self, client: _Client, frame: dict[str, Any]) -> bool:
+        """Send a SoDEX frame of the simulator's own, held to the contract first."""
+        self._sodex_checked(client.key, frame)
+        return client.send(json.dumps(frame))
+
+    def _sodex_checked(self, key: str, frame: dict[str, Any]) -> None:
+        self.rest.check_sodex_frame(key.rsplit(":", 1)[1], frame)
+        with self._cond:
+            self.sodex_frames.append((key, frame))
+            if len(self.sodex_frames) > 5000:
+                del self.sodex_frames[:1000]
+
+    def _refused(self, key: str, channel: Any) -> bool:
+        """Whether this subscription is refused: its channel always is, or `refuse_channel`
+        has refusals left for it."""
+        if channel in self.refuse_channels:
+            return True
+        with self._cond:
+            left = self._refusals.get((key, str(channel)), 0)
+            if left > 0:
+                self._refusals[(key, str(channel))] = left - 1
+            return left > 0
+
     def _subscribe(self, client: _Client, msg: dict[str, Any]) -> None:
+        """Ack as sodex-go-sdk-public `ws/types.go` Response has it: op, id, success, result,
+        error, connID."""
         params = msg.get("params") or {}
         channel, user = params.get("channel"), str(params.get("user", "")).lower()
         market = client.key.rsplit(":", 1)[1]
-        ok = channel not in self.refuse_channels and user.startswith("0x") and len(user) == 42
-        now = int(time.time() * 1000)
-        client.send(json.dumps({
+        ok = user.startswith("0x") and len(user) == 42 \
+            and not self._refused(sodex_key(user, market), channel)
+        self._send_sodex(client, {
             "op": "subscribe", "id": msg.get("id"),
             "result": {"channel": channel, "user": user, "accountID": 1001} if ok else None,
-            "success": ok, "connID": "0xsim", "error": None if ok else "subscription refused",
-            "time_in": now, "time_out": now}))
+            "success": ok, "connID": "0xsim", "error": None if ok else "subscription refused"})
         if not ok:
             return
         with self._cond:
@@ -223,8 +255,9 @@ class Simulator:
             client.subscribed.add(channel)
             self._cond.notify_all()
         snapshot = self.snapshots.get((client.key, channel))
-        if snapshot is not None:
-            client.send(json.dumps({"channel": channel, "type": "snapshot", "data": snapshot}))
+        if snapshot is not None:  # what it restates is the account's, REST shows it too
+            self.rest.sodex(user, market, str(channel), snapshot)
+            self._send_sodex(client, {"channel": channel, "type": "snapshot", "data": snapshot})
 
     # --- what a test or the demo does ------------------------------------------------------
 
@@ -244,11 +277,27 @@ class Simulator:
 
     def push_sodex(self, user: str, market: str, channel: str, data: Any,
                    kind: str = "update", live: bool = True) -> int:
+        """Make it happen on the account (REST shows it) and, if `live`, push it to every
+        socket of that account subscribed to the channel; returns how many got it. A live
+        push is held to the channel's contract, whether anyone listens or not."""
         self.rest.sodex(user, market, channel, data)
         if not live:
             return 0
-        frame = json.dumps({"channel": channel, "type": kind, "data": data})
-        return self.send_raw(sodex_key(user, market), frame, channel)
+        frame = {"channel": channel, "type": kind, "data": data}
+        key = sodex_key(user, market)
+        self._sodex_checked(key, json.loads(json.dumps(frame)))
+        return self.send_raw(key, json.dumps(frame), channel)
+
+    def refuse_channel(self, key: str, channel: str, times: int = 1) -> None:
+        """Refuse the next `times` subscriptions of `key` (a `sodex_key`) to `channel`, with
+        `success: false`; the socket and its other channels are not touched."""
+        with self._cond:
+            self._refusals[(key, channel)] = times
+
+    def channels(self, key: str) -> set[str]:
+        """The channels the live sockets of `key` are subscribed to."""
+        with self._cond:
+            return {ch for c in self._clients if c.key == key for ch in c.subscribed}
 
     def send_raw(self, key: str, payload: str | bytes, channel: str | None = None) -> int:
         return sum(c.send(payload) for c in self.clients(key)

@@ -139,7 +139,8 @@ def test_sodex_rest_rows_in_the_sdk_s_long_keys_become_the_stream_s_pushes(tmp_p
         "i": 0, "a": "vUSDC", "wb": "900"}
     assert position_row({"symbol": "BTC-USD", "quantity": "0.1", "entryPrice": "60000",
                          "positionSide": "LONG", "marginMode": "isolated", "margin": "600"}) \
-        == {"s": "BTC-USD", "sz": "0.1", "ep": "60000", "ps": "LONG", "iw": "600"}
+        == {"s": "BTC-USD", "sz": "0.1", "ep": "60000", "ps": "LONG", "m": "isolated",
+            "iw": "600"}
     write(tmp_path / "rules" / "r.yaml", "rules:\n  - name: fills\n    on: fill\n"
           "    notify: [t]\n    group_wait: 0\n    title: '{trade_id} {qty} {caught_up}'\n")
     p = Pipeline(load_rules(tmp_path / "rules", ["t"]), Store(tmp_path / "s.db"))

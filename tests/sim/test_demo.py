@@ -23,6 +23,11 @@ def test_demo_shows_fills_low_balance_and_league_change_and_exits_by_itself():
     assert out.count("buy ADAUSDM: 800 @ 0.93") == 1
     assert out.count("ALERT -> trading: buy vBTC_vUSDC: 0.5 @ 60000 (2 fills)") == 1
     assert "vBTC_vUSDC: 0.2 @" not in out
+    assert out.count("ALERT -> phone: Liquidated on desk: long BTC-USD") == 1
+    assert "0.5 at mark 52000 (liquidation price 51900), cross margin" in out
+    assert out.count("ALERT -> trading: High margin use on desk") == 1
+    assert out.count("ALERT -> trading: Resolved: High margin use on desk") == 1
+    assert out.index("High margin use") < out.index("Liquidated on desk")
     assert "demo finished: every alert once, none repeated" in out
     assert "Traceback" not in proc.stderr
     stopped = out.index("alertd stops. While it is down")
@@ -40,3 +45,12 @@ def test_demo_sends_every_alert_once_to_an_apprise_url_too(http_sink):
     sent = [(p["title"], p["message"]) for p in http_sink.posts]
     assert len(sent) == messages == len(set(sent)) and alerts > messages
     assert ("League up: silver -> gold", "main now has 10150 points (5150 this season)") in sent
+
+
+def test_demo_says_when_a_notify_url_took_nothing(capsys):
+    from alertd.sim.demo import run_demo
+
+    assert run_demo(notify_urls=["json://127.0.0.1:9/"], pause=0.05) == 1
+    out = capsys.readouterr().out
+    assert "--notify json://127.0.0.1:9/: took nothing" in out
+    assert "every alert once" not in out
