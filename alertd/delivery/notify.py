@@ -156,7 +156,8 @@ def build_notifiers(notifiers: Mapping[str, tuple[str, ...]], config_path: Path 
                     read_timeout: float = READ_TIMEOUT) -> dict[str, AppriseNotifier]:
     """Load every notifier's URLs; a URL that loads no Apprise service is a LoadError. Each
     service waits `read_timeout` for an answer unless its URL sets `rto=` itself."""
-    logging.getLogger("apprise").setLevel(logging.WARNING)
+    # Apprise's own line about a failed send would double ours, and outlive a quiet setup
+    logging.getLogger("apprise").setLevel(max(logging.ERROR, logging.getLogger().level))
     # memory storage: under systemd's ProtectHome/DynamicUser there is no home to write to
     asset = apprise.AppriseAsset(service_timeout=read_timeout + CONNECT_TIMEOUT + 5.0,
                                  storage_mode="memory")
