@@ -107,10 +107,12 @@ class Session:
             self.catch_up_failed = False
             self._reports.append(("connected", "caught up over REST"))
 
-    def catch_up_error(self, error: str) -> None:
-        """Tried again in `catch_up_retry`; reported once per outage."""
+    def catch_up_error(self, error: str, retry_after: float | None = None) -> None:
+        """Tried again in `catch_up_retry`, or later if the server said so (`Retry-After`);
+        reported once per outage."""
         self._last_frame = self._clock()
-        self.catch_up_due = self._last_frame + self.settings.catch_up_retry
+        self.catch_up_due = self._last_frame + max(self.settings.catch_up_retry,
+                                                   retry_after or 0.0)
         if not self.catch_up_failed:
             self.catch_up_failed = True
             self._reports.append(("catch_up_failed", (

@@ -189,7 +189,7 @@ class Stream:
                     log.error("%s: catch-up reply could not be read", src.key, exc_info=exc)
             log.warning("%s: catch-up over REST failed, retrying in %.0f s: %s", src.key,
                         self.settings.catch_up_retry, why)
-            self.session.catch_up_error(why)
+            self.session.catch_up_error(why, getattr(exc, "retry_after", None))
             self._report()
             return
         if frames:

@@ -10,9 +10,13 @@ cross-host redirect but not an exchange's own key header (`X-API-KEY`).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import email.utils
 import json
 import socket
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -32,7 +36,46 @@ _decoder = json.JSONDecoder(parse_float=parse_amount, parse_int=parse_whole,
 
 
 class RestError(Exception):
-    """A REST call failed; the message is safe to log and to put in an alert."""
+    """A REST call failed; the message is safe to log and to put in an alert. `status` is the
+    HTTP status if one came; `retry_after` the seconds the server asked us to wait."""
+
+    def __init__(self, message: str, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status, self.retry_after = status, retry_after
+
+
+REQUESTS_PER_SECOND = 10.0
+"""Requests started per second to one host, across every account of this process. Neither
+exchange publishes a limit; the DeltaDeFi Hummingbot connector throttles its list calls at
+20 per 2 s, and a desk of 200 accounts reconnecting after a network blip must not go over."""
+LONGEST_RETRY_AFTER = 3600.0
+
+
+class Pacer:
+    """Spaces the requests to each host, process-wide, and holds a host back for as long as
+    its `Retry-After` said (every account waits, not only the one that was told)."""
+
+    def __init__(self, per_second: float = REQUESTS_PER_SECOND,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval, self.clock = 1.0 / per_second, clock
+        self._next: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def slot(self, host: str) -> float:
+        """When the next request to `host` may start (now or later); that slot is taken."""
+        with self._lock:
+            now = self.clock()
+            at = max(now, self._next.get(host, now))
+            self._next[host] = at + self.interval
+            return at
+
+    def hold(self, host: str, seconds: float) -> None:
+        with self._lock:
+            self._next[host] = max(self._next.get(host, 0.0), self.clock() + seconds)
+
+
+PACER = Pacer()
 
 
 class _Sockets(HTTPAdapter):
@@ -76,9 +119,10 @@ class _Sockets(HTTPAdapter):
 class Http:
     """One keep-alive session per account; `get` returns the parsed JSON body."""
 
-    def __init__(self, timeout: float = 10.0) -> None:
-        self.timeout = timeout
+    def __init__(self, timeout: float = 10.0, pacer: Pacer = PACER) -> None:
+        self.timeout, self.pacer = timeout, pacer
         self._cancelled = False
+        self._cancel = threading.Event()
         self._session = requests.Session()
         self._sockets = _Sockets()
         self._session.mount("http://", self._sockets)
@@ -89,6 +133,13 @@ class Http:
         where = redact_url(url)
         if self._cancelled:
             raise RestError(f"GET {where}: stopping")
+        host = _origin(url)
+        wait = self.pacer.slot(host) - self.pacer.clock()
+        if wait > self.timeout:
+            raise RestError(f"GET {where}: the host asked us to wait; not before "
+                            f"{wait:.0f} s from now", retry_after=wait)
+        if wait > 0 and self._cancel.wait(wait):
+            raise RestError(f"GET {where}: stopping")
         late = threading.Timer(self.timeout, self._sockets.cut)
         late.daemon = True
         late.start()
@@ -98,6 +149,7 @@ class Http:
                                        timeout=self.timeout, stream=True,
                                        allow_redirects=False) as reply:
                     status = reply.status_code
+                    retry = reply.headers.get("Retry-After")
                     moved = reply.headers.get("Location") if reply.is_redirect else None
                     body = b"" if moved else reply.raw.read(MAX_REPLY + 1, decode_content=True)
                 if not moved:
@@ -115,8 +167,12 @@ class Http:
         if len(body) > MAX_REPLY:
             raise RestError(f"GET {where}: reply larger than {MAX_REPLY >> 20} MiB")
         if status >= 400:
+            after = _retry_after(retry) if status == 429 or (status == 503 and retry) else None
+            if after is not None:
+                self.pacer.hold(host, after)
             raise RestError(f"GET {where}: HTTP {status} "
-                            f"{safe_text(body[:200].decode('utf-8', 'replace'), 120)}")
+                            f"{safe_text(body[:200].decode('utf-8', 'replace'), 120)}",
+                            status=status, retry_after=after)
         try:
             return _decoder.decode(body.decode("utf-8"))
         except AmountError as exc:
@@ -128,6 +184,7 @@ class Http:
         """Cut the call in flight, and refuse new ones: alertd is stopping, and a slow REST
         server must not hold the stop up to the call's deadline."""
         self._cancelled = True
+        self._cancel.set()
         self._sockets.cut()
 
     def close(self) -> None:
@@ -144,3 +201,25 @@ def _same_origin(url: str, location: str, where: str) -> str:
                         f"({safe_text(there.scheme, 10)}://{safe_text(there.hostname, 80)}); "
                         "not followed, so the API key stays with the configured host")
     return target
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or ''}"
+
+
+def _retry_after(value: str | None) -> float | None:
+    """`Retry-After` as seconds from now (a number, or an HTTP date), at most an hour; a
+    429 without one still holds the host a second, so a storm of calls cannot follow it."""
+    if value is None:
+        return 1.0
+    text = value.strip()
+    if text.isdigit():
+        return min(float(text), LONGEST_RETRY_AFTER)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return 1.0
+    if when.tzinfo is None:
+        return 1.0
+    return max(0.0, min((when - dt.datetime.now(dt.UTC)).total_seconds(), LONGEST_RETRY_AFTER))

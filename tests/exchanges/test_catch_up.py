@@ -103,7 +103,8 @@ def test_rest_down_is_reported_retried_and_never_fatal(tmp_path, sim, rules_dir)
             assert wait_for(lambda: "fill main r1 3 caught_up=no" in sink.titles(), 10)
             sim.rest.failing = False
             assert wait_for(lambda: sink.titles().count("stream main connected") >= 1, 10)
-            assert wait_for(lambda: any(p.endswith("/trade-orders") for p in sim.rest.requests), 10)
+            dd = next(s for s in agent.streams if s.source.exchange == "deltadefi")
+            assert wait_for(lambda: dd.session.catch_up_due is None, 10)  # every pair read
             sim.rest.failing = True  # a later outage of REST is reported again
             sim.drop(DD)
             assert wait_for(lambda: sink.titles().count("stream main catch_up_failed") == 2, 10)

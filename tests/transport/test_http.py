@@ -63,3 +63,39 @@ def test_closed_sockets_are_not_kept(servers):
     for _ in range(20):
         http.get(f"{api.base}/x")
     assert len(http._sockets.open) <= 2  # each reply closed its socket; 20 were held before
+
+
+def test_requests_to_one_host_are_spaced_across_every_account():
+    from alertd.transport.http import Pacer
+
+    now = [100.0]
+    pacer = Pacer(per_second=10, clock=lambda: now[0])
+    slots = [pacer.slot("https://api:") for _ in range(5)]  # five accounts at once
+    assert [round(s, 6) for s in slots] == [100.0, 100.1, 100.2, 100.3, 100.4]
+    assert pacer.slot("https://other:") == 100.0  # another host has its own pace
+    now[0] = 200.0
+    assert pacer.slot("https://api:") == 200.0  # no debt carried over idle time
+
+
+def test_a_429_holds_the_host_for_its_retry_after_and_says_so(servers):
+    from alertd.transport.http import Pacer
+
+    api, _ = servers
+    api.routes["/accounts/balance"] = (429, {"Retry-After": "7"}, b'{"error": "slow down"}')
+    pacer = Pacer(per_second=1000)
+    with pytest.raises(RestError) as caught:
+        Http(timeout=5, pacer=pacer).get(f"{api.base}/accounts/balance")
+    assert caught.value.status == 429 and caught.value.retry_after == 7.0
+    with pytest.raises(RestError, match="asked us to wait") as held:
+        Http(timeout=5, pacer=pacer).get(f"{api.base}/accounts/balance")  # another account
+    assert len(api.seen) == 1 and held.value.retry_after > 5
+
+
+def test_a_catch_up_told_to_wait_is_not_tried_before_it_may():
+    from alertd.ingest.session import Session, StreamSettings
+
+    now = [1000.0]
+    session = Session("x", "wss://x", StreamSettings(catch_up_retry=30), clock=lambda: now[0],
+                      rng=lambda: 0.5, catch_up=True)
+    session.catch_up_error("HTTP 429", retry_after=300)
+    assert session.catch_up_due == 1300.0
