@@ -26,6 +26,11 @@ from alertd.exchanges import EXCHANGES
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TOP_KEYS = ("accounts", "notifiers", "state", "stream_down_after", "delivery_max_age")
+MAX_ACCOUNTS = 100
+"""Accounts in one config: each holds a socket or two and their threads for as long as it runs."""
+MAX_NOTIFIERS = 100
+MAX_URLS = 50
+"""URLs per notifier: each alert is one outbox row per URL."""
 
 
 UNSET: Any = "service default"
@@ -162,6 +167,10 @@ def _accounts(path: Path, data: LDict, expand: Expander,
     seen: set[str] = set()
     for i, item in enumerate(raw):
         line = raw.line_of(i)
+        if i == MAX_ACCOUNTS:
+            problems.append(Problem(path, line, f"this is account number {MAX_ACCOUNTS + 1}; "
+                                    f"alertd watches at most {MAX_ACCOUNTS}"))
+            break
         if not isinstance(item, LDict):
             problems.append(Problem(path, line, "each account is a mapping with name and exchange"))
             continue
@@ -210,11 +219,19 @@ def _notifiers(path: Path, data: LDict, expand: Expander, problems: list[Problem
         return {}, {}, {}
     out: dict[str, tuple[str, ...]] = {}
     options: dict[str, NotifierOptions] = {}
-    for name, spec in raw.items():
+    for n, (name, spec) in enumerate(raw.items()):
         line = raw.line_of(name)
+        if n == MAX_NOTIFIERS:
+            problems.append(Problem(path, line, f"this is notifier number {MAX_NOTIFIERS + 1}; "
+                                    f"alertd sends through at most {MAX_NOTIFIERS}"))
+            break
         urls = spec.get("urls") if isinstance(spec, LDict) else spec
         if isinstance(urls, str):
             urls = [urls]
+        if isinstance(urls, list) and len(urls) > MAX_URLS:
+            problems.append(Problem(path, line, f"notifier '{name}' has {len(urls)} URLs; "
+                                    f"alertd sends to at most {MAX_URLS} per notifier"))
+            continue
         if (not isinstance(name, str) or not isinstance(urls, list) or not urls
                 or not all(isinstance(u, str) and "://" in u for u in urls)):
             problems.append(Problem(path, line, f"notifier '{name}' must be an Apprise URL "

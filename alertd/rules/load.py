@@ -6,9 +6,13 @@ notifier and account names, duplicates) and reports all of it as `file:line: mes
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import hashlib
+import os
 import re
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -17,7 +21,7 @@ from typing import Any
 
 from alertd.common.errors import LoadError, Problem
 from alertd.common.suggest import did_you_mean
-from alertd.common.yamlsrc import LDict, load_yaml, unknown_keys
+from alertd.common.yamlsrc import LDict, load_yaml, paused_gc, unknown_keys
 from alertd.domain.alerts import SEVERITIES
 from alertd.domain.events import (
     DEFAULT_TEMPLATES,
@@ -38,6 +42,14 @@ RULE_KEYS = ("name", "on", "accounts", "when", "rearm", "resolved", "repeat", "g
 MAX_GROUP_WAIT = 3600.0
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
+MAX_RULES = 10_000
+"""Rules in all files together: a rule set past this is a generator gone wrong (every rule is
+compiled at each reload and indexed in memory), and it loads in about a second."""
+MAX_REPORTS = 1_000
+MAX_RULE_FILES = 1_000
+MAX_RULE_BYTES = 16 * 1024 * 1024
+"""Bytes of rule files in all: 10,000 rules take 2 to 4 MiB, and each file is bounded too
+(`alertd.common.yamlsrc.MAX_FILE_BYTES`)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,8 +146,76 @@ TEST_SUFFIXES = (".test.yaml", ".test.yml")
 
 
 def rule_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml")
-                  and not p.name.endswith(TEST_SUFFIXES) and p.is_file())
+    """The rule files under `directory`; a LoadError if any entry cannot be one (see
+    `find_rule_files`)."""
+    problems: list[Problem] = []
+    files = find_rule_files(directory, problems)
+    if problems:
+        raise LoadError(problems)
+    return files
+
+
+def find_rule_files(directory: Path, problems: list[Problem]) -> list[Path]:
+    """Every `*.yaml`/`*.yml` under `directory` but rule tests, walking real folders (not
+    symlinked ones, so a link back up cannot loop), in path order.
+
+    An entry with such a name that cannot be read as a file (a folder, a symlink loop or a
+    dangling link, a pipe) is a problem rather than skipped in silence, as is a folder seen
+    twice (a bind mount of a parent) or more than MAX_RULE_FILES files. Emacs lock links
+    (`.#name.yaml`) are skipped.
+    """
+    found: list[Path] = []
+    pending, seen = [directory], set()
+    while pending:
+        folder = pending.pop()
+        try:
+            info = folder.stat()
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            problems.append(Problem(folder, 1, f"cannot read folder: {exc.strerror or exc}"))
+            continue
+        if (info.st_dev, info.st_ino) in seen:
+            problems.append(Problem(folder, 1, "this folder is already read under another "
+                                    "name (a bind mount?); skipped"))
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        for entry in entries:
+            path = Path(entry.path)
+            with contextlib.suppress(OSError):  # gone since listed: nothing to read
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(path)
+            if path.suffix not in (".yaml", ".yml") or entry.name.endswith(TEST_SUFFIXES) \
+                    or entry.name.startswith(".#"):
+                continue
+            why = _not_a_file(path)
+            if why:
+                problems.append(Problem(path, 1, why))
+                continue
+            found.append(path)
+            if len(found) > MAX_RULE_FILES:
+                problems.append(Problem(directory, 1, f"more than {MAX_RULE_FILES} rule files "
+                                        "in this folder; merge some"))
+                return sorted(found[:MAX_RULE_FILES])
+    return sorted(found)
+
+
+def _not_a_file(path: Path) -> str:
+    """Why a rule file's name cannot be read as one, or "" if it can."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link loop, not a rule file; remove the link"
+        if exc.errno == errno.ENOENT and path.is_symlink():
+            return f"a symbolic link to {os.readlink(path)}, which does not exist"
+        return f"cannot read file: {exc.strerror or exc}"
+    if stat.S_ISDIR(mode):
+        return (f"a folder, not a rule file; rename it so it does not end in {path.suffix} "
+                "(the files in it are read as usual)")
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a pipe or device?); only files are read as rules"
+    return ""
 
 
 def load_rules(directory: Path, notifiers: Iterable[str] | None,
@@ -146,51 +226,95 @@ def load_rules(directory: Path, notifiers: Iterable[str] | None,
     """
     if not directory.is_dir():
         raise LoadError([Problem(directory, 1, "rules folder not found; pass --rules DIR")])
-    files = rule_files(directory)
-    if not files:
+    problems: list[Problem] = []
+    files = find_rule_files(directory, problems)
+    if not files and not problems:
         raise LoadError([Problem(directory, 1, "no *.yaml or *.yml rule files in this folder")])
-    return load_rule_files(files, notifiers, accounts)
+    return _load(files, notifiers, accounts, problems)
 
 
 def load_rule_files(files: Iterable[Path], notifiers: Iterable[str] | None,
                     accounts: Iterable[str] | None = None) -> RuleSet:
     """Load and check these rule files (see `load_rules`)."""
+    return _load(list(files), notifiers, accounts, [])
+
+
+def _load(files: list[Path], notifiers: Iterable[str] | None, accounts: Iterable[str] | None,
+          problems: list[Problem]) -> RuleSet:
+    """The rule set of `files`, or a LoadError with `problems` and every one found here.
+
+    Collection pauses while the files load (as in `load_yaml`: the rules are kept anyway);
+    a file that still exhausts memory or the stack is a problem of that file."""
     known = set(notifiers) if notifiers is not None else None
     account_names = set(accounts) if accounts is not None else None
-    problems: list[Problem] = []
     rules: list[Rule] = []
     reports: list[Report] = []
     report_seen: dict[str, Problem] = {}
     first_seen: dict[str, Problem] = {}
-    for path in files:
-        try:
-            data = load_yaml(path)
-        except LoadError as exc:
-            problems.extend(exc.problems)
-            continue
-        if data is None:
-            continue
-        if not isinstance(data, LDict) or not isinstance(data.get("rules", []), list) or (
-                "rules" not in data and "reports" not in data):
-            problems.append(Problem(path, getattr(data, "line", 1),
-                                    "a rule file holds a top-level 'rules:' list (and/or "
-                                    "'reports:')"))
-            continue
-        for key in data:
-            if key not in ("rules", "reports"):
-                problems.append(Problem(path, data.line_of(key), f"unknown top-level key "
-                                        f"'{key}'; only 'rules' and 'reports' are read"))
-        reports += _reports(path, data, known, report_seen, problems)
-        items = data.get("rules") or []
-        for i, item in enumerate(items):
-            where = Problem(path, items.line_of(i), "")
-            rule = _rule(item, where, known, account_names, problems)
-            if rule is not None and _first(first_seen, "rule", rule.name, path, rule.line,
-                                           problems):
-                rules.append(rule)
-    if problems:
-        raise LoadError(problems)
-    return RuleSet(rules, reports)
+    counts = {"bytes": 0, "rules": 0, "reports": 0}
+    with paused_gc():
+        for path in files[:MAX_RULE_FILES]:
+            try:
+                if not _load_file(path, known, account_names, counts, rules, reports,
+                                  report_seen, first_seen, problems):
+                    break
+            except (RecursionError, MemoryError) as exc:
+                problems.append(Problem(path, 1, "too large or too deeply nested to check "
+                                        f"({type(exc).__name__})"))
+        if len(files) > MAX_RULE_FILES:
+            problems.append(Problem(files[MAX_RULE_FILES], 1, f"more than {MAX_RULE_FILES} "
+                                    "rule files; merge some"))
+        if problems:
+            raise LoadError(problems)
+        return RuleSet(rules, reports)
+
+
+def _load_file(path: Path, known: set[str] | None, account_names: set[str] | None,
+               counts: dict[str, int], rules: list[Rule], reports: list[Report],
+               report_seen: dict[str, Problem], first_seen: dict[str, Problem],
+               problems: list[Problem]) -> bool:
+    """Load one rule file into `rules` and `reports`; False once a bound on all files
+    together (MAX_RULE_BYTES, MAX_RULES, MAX_REPORTS) is crossed, so loading stops there."""
+    with contextlib.suppress(OSError):  # if it cannot be read, load_yaml says why
+        counts["bytes"] += path.stat().st_size
+    if counts["bytes"] > MAX_RULE_BYTES:
+        problems.append(Problem(path, 1, f"the rule files are larger than {MAX_RULE_BYTES >> 20}"
+                                " MiB together; this one and those after it were not read"))
+        return False
+    try:
+        data = load_yaml(path)
+    except LoadError as exc:
+        problems.extend(exc.problems)
+        return True
+    if data is None:
+        return True
+    if not isinstance(data, LDict) or not isinstance(data.get("rules", []), list) or (
+            "rules" not in data and "reports" not in data):
+        problems.append(Problem(path, getattr(data, "line", 1),
+                                "a rule file holds a top-level 'rules:' list (and/or "
+                                "'reports:')"))
+        return True
+    for key in data:
+        if key not in ("rules", "reports"):
+            problems.append(Problem(path, data.line_of(key), f"unknown top-level key "
+                                    f"'{key}'; only 'rules' and 'reports' are read"))
+    items = data.get("rules") or []
+    for what, many, limit in (("reports", data.get("reports"), MAX_REPORTS),
+                              ("rules", items, MAX_RULES)):
+        if isinstance(many, list) and counts[what] + len(many) > limit:
+            problems.append(Problem(path, many.line_of(limit - counts[what]), f"this is "
+                                    f"{what[:-1]} number {limit + 1}; alertd loads at most "
+                                    f"{limit} {what} (in all files together)"))
+            return False
+        counts[what] += len(many) if isinstance(many, list) else 0
+    reports += _reports(path, data, known, report_seen, problems)
+    for i, item in enumerate(items):
+        where = Problem(path, items.line_of(i), "")
+        rule = _rule(item, where, known, account_names, problems)
+        if rule is not None and _first(first_seen, "rule", rule.name, path, rule.line,
+                                       problems):
+            rules.append(rule)
+    return True
 
 
 def _reports(path: Path, data: LDict, known: set[str] | None, seen: dict[str, Problem],

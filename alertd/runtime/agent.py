@@ -222,9 +222,16 @@ class Agent:
             return False
         try:
             config, rules, notifiers = self._loader()
-        except LoadError as exc:
-            problems = "\n".join(str(p) for p in exc.problems)
-            log.error("reload failed; still running the previous config and rules:\n%s", problems)
+        except Exception as exc:  # whatever stops a reload, the old rules keep running
+            if isinstance(exc, LoadError):
+                problems = "\n".join(str(p) for p in exc.problems)
+                log.error("reload failed; still running the previous config and rules:\n%s",
+                          problems)
+            else:  # a loader bug, not a mistake in the files: its traceback is for the log
+                detail = safe_text(str(exc)) or "no detail"
+                problems = f"could not load the files ({type(exc).__name__}: {detail})"
+                log.error("reload failed; still running the previous config and rules: %s",
+                          problems, exc_info=True)
             self.core.call(
                 self.pipeline.system_alert, "alertd: reload failed",
                 "Still running the previous config and rules.\n" + problems, "failure",

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from typing import Any
@@ -51,23 +52,57 @@ class Every:
     hours: int = 0
 
     def last(self, now: float, tz: ZoneInfo) -> float:
-        """The latest scheduled time at or before `now` (epoch seconds)."""
-        local = dt.datetime.fromtimestamp(now, tz)
+        """The latest scheduled time at or before `now` (epoch seconds).
+
+        The schedule is a list of local clock times (each day's `at`, each hour's `:MM`,
+        every N hours from midnight); each is one instant (`instant`), later times never
+        earlier instants, so the periods between them follow one another without a gap and
+        a report is never due before its time."""
+        local = dt.datetime.fromtimestamp(now, tz).replace(tzinfo=None)
+        for wall in self._walls(local):
+            slot = instant(wall, tz)
+            if slot <= now:
+                return slot
+        raise AssertionError(f"no {self} time in the two weeks before {local}")  # unreachable
+
+    def _walls(self, local: dt.datetime) -> Iterator[dt.datetime]:
+        """The schedule's local clock times from a little after `local` backwards, far enough
+        that one of them is an instant at or before it (a day on either side covers a clock
+        going back, or a day skipped as Samoa's was)."""
         if self.unit == "hour":
-            slot = local.replace(minute=self.at.minute, second=0, microsecond=0)
-            return slot.timestamp() - (3600 if slot > local else 0)
-        if self.unit == "hours":
-            hour = local.hour - local.hour % self.hours
-            return dt.datetime.combine(local.date(), dt.time(hour), tzinfo=tz).timestamp()
-        day = local.date()
-        step = 1
-        if self.unit in WEEKDAYS:
-            day -= dt.timedelta(days=(local.weekday() - WEEKDAYS.index(self.unit)) % 7)
-            step = 7
-        slot = dt.datetime.combine(day, self.at, tzinfo=tz)
-        if slot > local:
-            slot = dt.datetime.combine(day - dt.timedelta(days=step), self.at, tzinfo=tz)
-        return slot.timestamp()
+            wall = local.replace(minute=self.at.minute, second=0, microsecond=0)
+            for back in range(-2, 50):
+                yield wall - dt.timedelta(hours=back)
+            return
+        for back in range(-1, 16):
+            day = local.date() - dt.timedelta(days=back)
+            if self.unit == "hours":
+                for hour in reversed(range(0, 24, self.hours)):
+                    yield dt.datetime.combine(day, dt.time(hour))
+            elif self.unit == "day" or day.weekday() == WEEKDAYS.index(self.unit):
+                yield dt.datetime.combine(day, self.at)
+
+
+def instant(wall: dt.datetime, tz: ZoneInfo) -> float:
+    """The instant (epoch seconds) a local clock time names in `tz`: a time that happens
+    twice as the clocks go back is its first occurrence (02:30 CEST, not 02:30 CET, on the
+    autumn day in Berlin); one the clocks skip is the first instant after the gap (02:30 on
+    the spring day is 03:00 CEST), which later clock times never precede."""
+    first = wall.replace(tzinfo=tz, fold=0).timestamp()  # the earlier of two, if there are
+    if dt.datetime.fromtimestamp(first, tz).replace(tzinfo=None) == wall:
+        return first
+    # In a gap, fold=0 reads the wall time with the offset before it and fold=1 with the one
+    # after; the change lies between the two instants: find its second.
+    lo = math.floor(wall.replace(tzinfo=tz, fold=1).timestamp())
+    hi = math.ceil(first)
+    before = dt.datetime.fromtimestamp(lo, tz).utcoffset()
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if dt.datetime.fromtimestamp(mid, tz).utcoffset() == before:
+            lo = mid
+        else:
+            hi = mid
+    return float(hi)
 
 
 def parse_every(text: Any) -> Every:
