@@ -7,11 +7,15 @@ differs from the last one known, and a snapshot only where it shows something ne
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
+from collections.abc import Callable
 from decimal import Context, Decimal
 
+from alertd.detect.credits import Credits, Pool
 from alertd.detect.levels import LastLevels
 from alertd.domain.events import LEAGUES, Event
 from alertd.domain.observations import (
+    EXACT,
     BalanceObs,
     CompleteObs,
     FillObs,
@@ -24,6 +28,8 @@ from alertd.domain.observations import (
     Source,
     StreamObs,
     epoch,
+    iso,
+    plausible,
 )
 from alertd.storage.store import FORGET_AFTER, Store
 
@@ -31,6 +37,14 @@ ZERO = Decimal(0)
 RATIO = Context(prec=28)
 """Ratios of two amounts rarely end: they are rounded to 28 significant digits (Decimal's
 default), which no threshold a rule writes can tell from exact."""
+LOOKED_AT = 10_000
+"""Level subjects remembered as looked at in this process, the least recently seen leaving
+first: one that left and comes back is a first look again, which costs one extra level event
+(not a change: its rule's edge state is stored, so nothing fires twice). A set of every
+subject ever seen grew with each new asset or symbol, for good."""
+CORRECTION = "fill_correction"
+"""The kind of event that tells the fill log a derived fill's quote or fee was not what its
+record later showed; no rule sees it (the fill was announced once already)."""
 POSITION_DETAILS = ("entry_price", "margin_mode", "liquidation_price", "unrealized_pnl",
                     "leverage")
 """A position's figures besides its size and side: when only they move, rules see the new
@@ -47,9 +61,13 @@ class Detector:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._looked_at: set[str] = set()
+        self._looked_at: OrderedDict[str, None] = OrderedDict()
         self.last = LastLevels(store)
         """The last level event per subject, for reminders and for rules a reload adds."""
+        self.credits = Credits(store)
+        self.on_history: Callable[[Source, str], None] | None = None
+        """Told of each fill, order change or liquidation not announced because its stamp
+        is older than the horizon (the pipeline counts and logs them as `history`)."""
 
     def observe(self, src: Source, obs: Observation,
                 history_until: float | None = None) -> list[Event]:
@@ -94,7 +112,7 @@ class Detector:
         if o.fills is not None:
             announced, credit, events = self._records(src, o, announced, credit, history_until)
         if o.status != prev_status and history_until is None \
-                and not _stale(o.time, self.store.clock()):
+                and not self._stale(src, f"order {o.order_id} {o.status}", None, o.time):
             events.append(Event("order", f"{src.key}/{o.order_id}", {
                 **self._common(src, o.time), "order_id": o.order_id, "symbol": o.symbol,
                 "side": o.side, "type": o.type, "status": o.status,
@@ -107,60 +125,171 @@ class Detector:
 
     def _records(self, src: Source, o: OrderObs, announced: Decimal, credit: Decimal,
                  history_until: float | None) -> tuple[Decimal, Decimal, list[Event]]:
-        """DeltaDeFi fills: one per new execution record, sized exactly.
+        """DeltaDeFi fills: one per new execution record (by its `id`, the same on the stream
+        and over REST), sized exactly.
 
         When `executed_base_qty` runs ahead of the records, the difference is announced at
-        once as a derived fill and kept as credit; the records that arrive later pay that
-        credit off first and are announced only for what the derived fill did not cover, so
-        the fills announced always add up to what the order executed.
+        once as a derived fill, priced at the margin of the order's executed quote, and kept
+        as credit; the records that arrive later pay that credit off first (the fill log is
+        corrected by what their quote and fee differ) and are announced only for what the
+        derived fill did not cover, so the fills announced add up to what the order executed.
+        A record under an id not seen is news only as far as the order executed more than
+        was announced (`executed_base_qty` − announced, plus the credit owed), so the fills
+        announced never pass `executed_base_qty`. Where the new ids add up to more, the
+        oldest of them, up to what was announced by records missing from the frame under
+        their own ids, restate those fills under another id (a REST listing); a record
+        still beyond is ahead of `executed_base_qty` and waits for the frame that catches
+        up. Neither is marked seen.
         """
-        records = o.fills or []
-        executed = max(o.filled_qty or ZERO, sum((f.qty for f in records), ZERO))
+        ids: set[str] = set()
+        records = [f for f in sorted(o.fills or [], key=lambda f: (f.ts or 0.0, f.trade_id))
+                   if not (f.trade_id in ids or ids.add(f.trade_id))]  # oldest first, once
+        cap = o.filled_qty or None  # 0 beside records states nothing (an older shape)
+        pool = self.credits.get(src.key, o.order_id) if credit > 0 else None
+        had_pool, moved = pool is not None, False
+        known = self._fills_known(src, [f.trade_id for f in records])
+        counted = [f for f in records if f.trade_id in known]
+        """The records behind what is announced: with the credit, they add up to it."""
+        news = [f for f in records if f.trade_id not in known]
+        room = None if cap is None else cap - announced + credit
+        if room is not None and sum((f.qty for f in news), ZERO) > room:
+            restated = announced - credit - sum((f.qty for f in counted), ZERO)
+            fresh: list[FillObs] = []
+            for f in news:
+                if f.qty <= restated:
+                    restated -= f.qty
+                elif f.qty <= room:
+                    fresh.append(f)
+                    room -= f.qty
+                else:
+                    break
+            news = fresh
         out: list[tuple[FillObs, Decimal]] = []
-        for f in sorted(records, key=lambda f: (f.ts or 0.0, f.trade_id)):
+        events: list[Event] = []
+        for f in news:
             if self.store.fill_seen(src.key, f.trade_id, o.order_id):
                 continue
+            counted.append(f)
             covered = min(credit, f.qty)
-            credit -= covered
+            if covered:
+                events += self._pay_off(src, f, covered, credit, pool)
+                credit -= covered
+                moved = True
             if f.qty > covered:
                 out.append((_part(f, f.qty - covered), announced + f.qty - covered))
                 announced += f.qty - covered
+        executed = cap if cap is not None else sum((f.qty for f in records), ZERO)
         if executed > announced:
             qty = executed - announced
+            price, quote, fee, fee_asset = _margin(o, qty, announced, counted, credit, pool)
             derived = FillObs(
                 trade_id=f"{o.order_id}@{executed}", order_id=o.order_id, symbol=o.symbol,
-                side=o.side, price=o.avg_price, qty=qty,
-                quote_qty=None if o.avg_price is None else o.avg_price * qty, fee=None,
-                fee_asset=None, role=None, time=o.time)
+                side=o.side, price=price, qty=qty, quote_qty=quote, fee=fee,
+                fee_asset=fee_asset, role=None, time=o.time)
             if not self.store.fill_seen(src.key, derived.trade_id, o.order_id):
                 out.append((derived, executed))
+            if credit == 0:
+                pool = Pool(quote, fee, fee_asset)
+            elif pool is not None:
+                pool.quote = _plus(pool.quote, quote)
+                pool.fee = _plus(pool.fee, fee)
+            if pool is not None:
+                pool.fill_time, pool.fill_qty = derived.time, qty
             credit += qty
             announced = executed
+            moved = True
+        if credit > 0 and pool is not None and moved:
+            self.credits.put(src.key, o.order_id, pool)
+        elif had_pool and credit == 0:
+            self.credits.drop(src.key, o.order_id)
         done = o.status == "filled"
-        return announced, credit, [
+        return announced, credit, events + [
             self._fill_event(src, f, filled, o.qty,
                              (o.qty is not None and filled >= o.qty)
                              or (done and filled >= executed))
-            for f, filled in out if not _history(f, history_until, self.store.clock())]
+            for f, filled in out if not self._history(src, f, history_until)]
+
+    def _fills_known(self, src: Source, fill_ids: list[str]) -> set[str]:
+        """Which of the fills were seen before, without marking any seen."""
+        known: set[str] = set()
+        for i in range(0, len(fill_ids), 500):
+            part = fill_ids[i:i + 500]
+            known.update(row[0] for row in self.store.db.execute(
+                "SELECT fill_id FROM fills WHERE source=? AND fill_id IN "
+                f"({','.join('?' * len(part))})", (src.key, *part)))
+        return known
+
+    def _pay_off(self, src: Source, f: FillObs, covered: Decimal, credit: Decimal,
+                 pool: Pool | None) -> list[Event]:
+        """`covered` of record `f` pays derived credit off: the pool gives up its share, and
+        the fill log is told what the record's quote and fee differ from the derived
+        fill's (nothing is announced again). Without a pool (credit from an older alertd)
+        there is nothing to compare with."""
+        if pool is None:
+            return []
+        derived_quote = _share(pool.quote, covered, credit)
+        derived_fee = _share(pool.fee, covered, credit)
+        pool.quote = None if pool.quote is None else EXACT.subtract(pool.quote, derived_quote)
+        pool.fee = None if pool.fee is None else EXACT.subtract(pool.fee, derived_fee)
+        own_quote, own_fee = _share(_quote(f), covered, f.qty), _share(f.fee, covered, f.qty)
+        if derived_fee and (f.fee_asset or "").lower() != (pool.fee_asset or "").lower():
+            own_fee = None  # fees in two assets do not subtract: the derived one stands
+        quote = ZERO if own_quote is None else EXACT.subtract(own_quote, derived_quote or ZERO)
+        fee = ZERO if own_fee is None else EXACT.subtract(own_fee, derived_fee or ZERO)
+        if (quote == 0 and fee == 0) or pool.fill_time is None:
+            return []
+        return [Event(CORRECTION, f"{src.key}/{f.trade_id}/correction", {
+            **self._common(src, pool.fill_time), "order_id": f.order_id,
+            "trade_id": f.trade_id, "symbol": f.symbol, "side": f.side, "qty": pool.fill_qty,
+            "quote_qty": quote, "fee": fee, "fee_asset": f.fee_asset})]
 
     def _trade(self, src: Source, f: FillObs, history_until: float | None) -> list[Event]:
-        """SoDEX accountTrade: the fill itself; progress comes from the order's fills so far."""
+        """SoDEX accountTrade: the fill itself; progress comes from the order's fills so far.
+        Its id, symbol and trade id, is the same on the stream (`s`, `t`) and over REST
+        (`symbol`, `tradeID`; contracts/sodex/ws-accountTrade.json, get-accounts-trades.json)."""
         if self.store.fill_seen(src.key, f.trade_id, f.order_id):
             return []
         status, order_qty, announced, credit = self.store.order(src.key, f.order_id) or (
             None, None, ZERO, ZERO)
         announced += f.qty
         self.store.put_order(src.key, f.order_id, (status, order_qty, announced, credit))
-        if _history(f, history_until, self.store.clock()):
+        if self._history(src, f, history_until):
             return []
         complete = order_qty is not None and announced >= order_qty
         return [self._fill_event(src, f, announced, order_qty, complete)]
 
+    def _history(self, src: Source, f: FillObs, history_until: float | None) -> bool:
+        """A fill up to `history_until` (a first look: not counted, it is the baseline), or
+        one stamped older than housekeeping keeps fills (its order may have been forgotten,
+        so the exchange restating it must not make it news again; counted)."""
+        if history_until is not None:
+            stamped = _stamped(f.ts, f.time, self.store.clock())
+            return stamped is None or stamped <= history_until
+        return self._stale(src, f"fill {f.trade_id} of order {f.order_id}", f.ts, f.time)
+
+    def _stale(self, src: Source, what: str, ts: float | None, time: str) -> bool:
+        """Stamped, plausibly, before the 30-day horizon: not news. Told to `on_history`, so
+        it is counted and logged, never dropped unsaid; an implausible stamp is no age."""
+        now = self.store.clock()
+        stamped = _stamped(ts, time, now)
+        if stamped is None or stamped >= now - FORGET_AFTER:
+            return False
+        if self.on_history is not None:
+            self.on_history(src, f"{what} stamped {iso(int(stamped * 1000), now)}, over "
+                            f"{FORGET_AFTER / 86400:.0f} days before it came: recorded as "
+                            "seen, not announced")
+        return True
+
     def _first_look(self, subject: str) -> bool:
-        """True the first time a level subject is seen in this process (after a restart too)."""
-        first = subject not in self._looked_at
-        self._looked_at.add(subject)
-        return first
+        """True the first time a level subject is seen in this process (after a restart too),
+        or again after LOOKED_AT others were seen since it."""
+        if subject in self._looked_at:
+            self._looked_at.move_to_end(subject)
+            return False
+        self._looked_at[subject] = None
+        if len(self._looked_at) > LOOKED_AT:
+            self._looked_at.popitem(last=False)
+        return True
 
     def _balance(self, src: Source, b: BalanceObs) -> list[Event]:
         subject = level_subject(src, "balance", b.asset)
@@ -240,8 +369,9 @@ class Detector:
         key = f"liquidation:{q.event_id}"
         if self.store.fill_seen(src.key, key, key):
             return []
-        if _stale(q.ts if q.ts is not None else q.time, self.store.clock()) or (
-                history_until is not None and (q.ts is None or q.ts <= history_until)):
+        if history_until is not None and (q.ts is None or q.ts <= history_until):
+            return []
+        if self._stale(src, f"liquidation {q.event_id}", q.ts, q.time):
             return []
         return [Event("liquidation", f"{src.key}/liquidation/{q.event_id}", {
             **self._common(src, q.time), "symbol": q.symbol, "side": q.side, "size": q.size,
@@ -319,17 +449,69 @@ def _nonzero(text: str | None) -> bool:
         return True
 
 
-def _history(f: FillObs, history_until: float | None, now: float) -> bool:
-    """A fill up to `history_until`, or older than housekeeping keeps fills (its order may have been
-    forgotten, so the exchange restating it must not make it news again)."""
-    if _stale(f.ts if f.ts is not None else f.time, now):
-        return True
-    return history_until is not None and (f.ts is None or f.ts <= history_until)
+def _stamped(ts: float | None, time: str, now: float) -> float | None:
+    """When it happened by its stamps (the epoch one first), where one is plausible."""
+    for seconds in (ts, epoch(time)):
+        if plausible(seconds, now):
+            return seconds
+    return None
 
 
-def _stale(when: str | float | None, now: float) -> bool:
-    stamped = epoch(when) if isinstance(when, str) else when
-    return stamped is not None and stamped < now - FORGET_AFTER
+def _quote(f: FillObs) -> Decimal | None:
+    """A record's quote amount, as stated or from its price."""
+    if f.quote_qty is not None:
+        return f.quote_qty
+    return None if f.price is None else EXACT.multiply(f.price, f.qty)
+
+
+def _share(value: Decimal | None, part: Decimal, whole: Decimal) -> Decimal | None:
+    """`part` of `whole`'s `value`, exact when it is all of it."""
+    if value is None or part == whole:
+        return value
+    return RATIO.divide(EXACT.multiply(value, part), whole)
+
+
+def _plus(a: Decimal | None, b: Decimal | None) -> Decimal | None:
+    """An exact sum of two amounts that may be unknown: unknown if either is."""
+    return None if a is None or b is None else EXACT.add(a, b)
+
+
+def _total(values: list[Decimal | None]) -> Decimal | None:
+    """The exact sum, or None if one is unknown."""
+    total = ZERO
+    for value in values:
+        if value is None:
+            return None
+        total = EXACT.add(total, value)
+    return total
+
+
+def _margin(o: OrderObs, qty: Decimal, announced: Decimal, counted: list[FillObs],
+            credit: Decimal, pool: Pool | None
+            ) -> tuple[Decimal | None, Decimal | None, Decimal | None, str | None]:
+    """A derived fill's (price, quote, fee, fee asset): what the order's executed quote and
+    commission grew by since what was announced (its records, and the credit still owed),
+    where the order states them and they add up; else at the order's average price and
+    without a fee, as the cumulative figures cannot tell the new quantity's apart."""
+    avg = o.avg_price
+    price, quote = avg, None if avg is None else EXACT.multiply(avg, qty)
+    owed = pool if credit > 0 else Pool(ZERO, ZERO)
+    if owed is None or _plus(_total([f.qty for f in counted]), credit) != announced:
+        return price, quote, None, None  # the frame does not show all that was announced
+    executed = o.executed_quote
+    if executed is None and avg is not None and o.filled_qty:
+        executed = EXACT.multiply(avg, o.filled_qty)
+    before = _plus(_total([_quote(f) for f in counted]), owed.quote)
+    if executed is not None and before is not None and executed > before:
+        quote = EXACT.subtract(executed, before)
+        price = RATIO.divide(quote, qty)
+    fee, unit = None, o.commission_unit
+    paid = _plus(_total([f.fee for f in counted]), owed.fee)
+    units = {(f.fee_asset or "").lower() for f in counted if f.fee}
+    if o.commission is not None and paid is not None and units <= {(unit or "").lower()} \
+            and o.commission >= paid:
+        fee = EXACT.subtract(o.commission, paid)
+    return price, quote, fee, unit if fee is not None else None
 
 
 def _part(f: FillObs, qty: Decimal) -> FillObs:

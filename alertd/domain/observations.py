@@ -67,6 +67,13 @@ class OrderObs:
     """Why the exchange rejected or cancelled it, as it says (SoDEX `r`)."""
     exec_type: str | None = None
     """What this update executed (SoDEX `x`: new, partially_filled, canceled, rejected, ...)."""
+    executed_quote: Decimal | None = None
+    """The quote amount the order executed so far, where it says (DeltaDeFi
+    `executed_quote_qty`): a derived fill is priced at the margin from it."""
+    commission: Decimal | None = None
+    """The commission charged so far and its asset, where the order says (DeltaDeFi
+    `commission`, `commission_unit`): a derived fill's fee is the margin of it."""
+    commission_unit: str | None = None
 
 
 @dataclass(slots=True)
@@ -248,23 +255,58 @@ def nonzero(value: Any) -> Decimal | None:
     return amount if amount else None
 
 
-def epoch(value: Any) -> float | None:
-    """Exchange time (ms since the epoch, or ISO 8601 text) as epoch seconds, or None."""
+PLAUSIBLE_SINCE = datetime(2020, 1, 1, tzinfo=UTC).timestamp()
+FUTURE_SLACK = 86400.0
+"""An exchange's stamp is a hint, believed only within [2020-01-01, receive time + 1 day].
+Whole numbers are milliseconds (both exchanges' contracts say so), so a stamp in seconds
+reads as January 1970, 0 as 1970 itself, and one in microseconds as the year 58000: each is
+out of the window and the receive time stands in (a stamp outside it once made a live fill
+look older than the 30-day horizon, and it was dropped unsaid)."""
+
+
+def plausible(seconds: float | None, now: float) -> bool:
+    """Whether an exchange time (epoch seconds) can be believed when received at `now`."""
+    return seconds is not None and PLAUSIBLE_SINCE <= seconds <= now + FUTURE_SLACK
+
+
+def epoch(value: Any, now: float | None = None) -> float | None:
+    """Exchange time (ms since the epoch, or ISO 8601 text) as epoch seconds, or None. With
+    `now` (the receive time), a time missing, unreadable or not `plausible` is `now`."""
+    seconds: float | None = None
     if isinstance(value, int) and not isinstance(value, bool):
-        return value / 1000
-    if isinstance(value, str) and value:
+        seconds = value / 1000
+    elif isinstance(value, str) and value:
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            return None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.timestamp()
-    return None
+            parsed = None
+        if parsed is not None:
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            seconds = parsed.timestamp()
+    if now is not None and not plausible(seconds, now):
+        return now
+    return seconds
 
 
 def iso(ms: int | None, now: float) -> str:
-    seconds = ms / 1000 if isinstance(ms, int) else now
+    """An exchange time in ms as ISO 8601 text; the receive time `now` where it is missing or
+    not `plausible` (see PLAUSIBLE_SINCE)."""
+    seconds = epoch(ms, now) if isinstance(ms, int) else now
+    return _text(seconds if seconds is not None else now)
+
+
+def stamp(value: Any, now: float) -> tuple[str, float]:
+    """An exchange time (ms or ISO 8601 text) as (ISO text, epoch seconds): the exchange's
+    own where `plausible`, else the receive time `now`, so no stamp can age a frame."""
+    seconds = epoch(value)
+    if seconds is None or not plausible(seconds, now):
+        return _text(now), now
+    return (value if isinstance(value, str) else _text(seconds)), seconds
+
+
+def _text(seconds: float) -> str:
+    """Epoch seconds as ISO 8601 UTC text in ms, the form every event's `time` takes."""
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace(
         "+00:00", "Z")
 

@@ -48,8 +48,9 @@ class Session:
     after a connection stayed up `stable_after`; a refusal waits `refused_backoff` (±25 %).
     The account is reported `disconnected` once it has not been up for `down_after`, and
     `connected` once it is back. Up means a connection that stayed ready for `up_for`
-    (the shorter of `stable_after` and `down_after`): a server that accepts and closes every
-    session at once is unreachable, however many handshakes succeed.
+    (the shorter of `stable_after` and `down_after`); one short session is a blip, but a
+    server that accepts and closes every session at once is unreachable, however many
+    handshakes succeed.
     """
 
     def __init__(self, label: str, url: str, settings: StreamSettings, *,
@@ -69,6 +70,8 @@ class Session:
         self.answered = self.announced = False
         self.up_for = min(settings.stable_after, settings.down_after)
         self._back_pending = False
+        self._short = 0
+        """Sessions in a row that were ready but ended before `up_for` (flapping past 1)."""
         self._said_up = False
         """`connected` was the last word on the stream (a reconnect need not say it again)."""
         self._opened = self._last_frame = self._last_sent = 0.0
@@ -152,7 +155,7 @@ class Session:
         now = self._clock()
         if not self.announced or now - self._opened < self.up_for:
             return False
-        self.down_since = now
+        self.down_since, self._short = now, 0
         if not self._back_pending:
             return False
         self._back_pending = self.down_reported = False
@@ -188,8 +191,13 @@ class Session:
         now = self._clock()
         if now - self._opened >= self.settings.stable_after:
             self.failures = 0
-        if self.announced and now - self._opened >= self.up_for:
-            self.down_since = now  # up until now; a shorter session leaves the clock running
+        if self.announced:
+            if now - self._opened >= self.up_for:
+                self.down_since, self._short = now, 0  # up until now
+            else:
+                self._short += 1
+                if self._short == 1:  # one blip: up until now; a second short one in a row
+                    self.down_since = now  # is flapping, and leaves the clock running
         self._back_pending = False
         return self.connect_failed(reason)
 

@@ -18,9 +18,18 @@ from alertd.storage.store import Store
 
 log = logging.getLogger("alertd")
 
+MAX_KEYS = 1_000
+"""Streams × reasons (DropLog) and streams (BurstWatch) kept in memory at most. Both are keyed
+by stream, not by subject, so a real agent stays far below; the bound keeps a source key
+that is somehow unbounded from growing them: past it, the least recently counted key whose
+counts are in the state file already is forgotten (it starts a fresh minute when it comes
+back), and a burst window forgotten starts again empty."""
+
 
 class DropLog:
-    """Counts dropped frames per stream and reason; logs the first, then a count per minute."""
+    """Counts dropped frames per stream and reason; logs the first, then a count per minute.
+    Also counts what detection judged history (reason `history`: a fill or order change
+    stamped older than the 30-day horizon), so nothing goes unannounced unsaid."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, every: float = 60.0) -> None:
         self.counts: Counter[tuple[str, str]] = Counter()
@@ -31,22 +40,37 @@ class DropLog:
         self._clock, self._every = clock, every
         self._lock = threading.Lock()
 
-    def add(self, src: Source, drop: Drop) -> None:
+    def add(self, src: Source, drop: Drop, what: str = "frame") -> None:
+        """Count one dropped `what` (a frame, or an update detection would not announce)."""
         key = (src.key, drop.reason)
         now = self._clock()
         with self._lock:
             self.counts[key] += 1
+            self.examples.pop(key, None)  # re-inserted: the dict's order is recency
             self.examples[key] = drop.detail[:300]
             self._unlogged[key] += 1
+            if len(self.examples) > MAX_KEYS:
+                self._forget_saved()
             if now < self._next_log.get(key, 0.0):
                 return
             n, self._unlogged[key] = self._unlogged[key], 0
             self._next_log[key] = now + self._every
         if n == 1:
-            log.warning("%s: dropped a frame (%s): %s", src.key, drop.reason, drop.detail)
+            log.warning("%s: dropped a %s (%s): %s", src.key, what, drop.reason, drop.detail)
         else:
-            log.warning("%s: dropped %d frames (%s) in the last minute, e.g. %s", src.key, n,
-                        drop.reason, drop.detail)
+            log.warning("%s: dropped %d %ss (%s) in the last minute, e.g. %s", src.key, n,
+                        what, drop.reason, drop.detail)
+
+    def _forget_saved(self) -> None:
+        """Forget the least recently counted keys already in the state file, down to
+        MAX_KEYS (an unsaved count is never lost); call under the lock."""
+        for key in list(self.examples):
+            if len(self.examples) <= MAX_KEYS:
+                return
+            if self.counts[key] == self._saved.get(key, 0):
+                for memory in (self.counts, self.examples, self._saved, self._unlogged,
+                               self._next_log):
+                    memory.pop(key, None)
 
     def unsaved(self) -> list[tuple[str, str, int, str]]:
         """(source, reason, new drops since the last call, an example) for the state file."""
@@ -154,7 +178,14 @@ class BurstWatch:
         Constant time and memory per frame: only the last BURST times are kept (enough to
         tell a burst), and the window's count is reset when the window slides past."""
         now = self._clock()
-        recent = self._recent.setdefault(key, deque(maxlen=BURST))
+        recent = self._recent.pop(key, None)
+        if recent is None:
+            recent = deque(maxlen=BURST)
+        self._recent[key] = recent  # re-inserted: the dict's order is recency
+        if len(self._recent) > MAX_KEYS:
+            oldest = next(iter(self._recent))
+            for memory in (self._recent, self._counts, self._reported):
+                memory.pop(oldest, None)
         if recent and now - recent[-1] >= BURST_WINDOW:
             self._counts[key] = 0
         recent.append(now)

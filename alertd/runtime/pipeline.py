@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from alertd.delivery.outbox import Outbox
-from alertd.detect.detector import Detector
+from alertd.detect.detector import CORRECTION, Detector
 from alertd.detect.watched import Watched
 from alertd.domain.alerts import Alert
 from alertd.domain.events import Event
@@ -26,7 +26,7 @@ from alertd.rules.evaluate import evaluate, render
 from alertd.rules.load import RuleSet
 from alertd.runtime.health import BURST_WINDOW, INVALID, BurstWatch, DropLog, FaultLog
 from alertd.shaping import reports
-from alertd.shaping.fill_log import log_fill
+from alertd.shaping.fill_log import correct_fill, log_fill
 from alertd.shaping.group import Groups, combine_contained
 from alertd.storage.store import Store, write_failure
 
@@ -57,6 +57,8 @@ class Pipeline:
         self.armed = Armed(store)
         self.validators = Validators()
         self.drops = DropLog()
+        self.detector.on_history = lambda src, detail: self.drops.add(
+            src, Drop("history", detail), what="stale update")
         self.faults = FaultLog(lambda: self.clock())
         self.bursts = BurstWatch(time.monotonic)
         self.on_queued = on_queued
@@ -303,6 +305,9 @@ class Pipeline:
         call inside a transaction."""
         if event.kind == "fill":
             log_fill(self.store, epoch(event.fields["time"]) or self.clock(), event.fields)
+        elif event.kind == CORRECTION:  # for reports only: the fill was announced already
+            correct_fill(self.store, epoch(event.fields["time"]) or self.clock(), event.fields)
+            return []
         alerts = evaluate(event, self.rules, self.armed)
         for alert in alerts:
             self._queue(alert)

@@ -12,10 +12,10 @@ from alertd.domain.observations import (
     OrderObs,
     PointsObs,
     dec,
-    epoch,
     iso,
     lower,
     nonzero,
+    stamp,
 )
 
 STATUS = {
@@ -53,25 +53,32 @@ def dd_order_id(o: dict[str, Any]) -> str:
 
 
 def _dd_order(o: dict[str, Any], now: float) -> OrderObs:
+    """An order with its records; `updated_at` is believed only where plausible (see
+    `stamp`), else the frame's receive time stands in."""
     order_id, symbol, side = dd_order_id(o), o["symbol"], o["side"].lower()
-    when = o.get("updated_at") or iso(None, now)
-    fills = [_dd_record(r, order_id, symbol, side, when)
+    when = stamp(o.get("updated_at"), now)
+    fills = [_dd_record(r, order_id, symbol, side, when, now)
              for r in o.get("order_execution_records") or ()]
     status = o["status"].lower()
+    unit = o.get("commission_unit")
     return OrderObs(order_id=order_id, symbol=symbol, side=side, type=lower(o.get("type")),
                     status=STATUS.get(status, status), price=dec(o.get("price")),
                     qty=nonzero(o.get("base_qty")), filled_qty=dec(o.get("executed_base_qty")),
-                    avg_price=nonzero(o.get("executed_price")), fills=fills, time=when)
+                    avg_price=nonzero(o.get("executed_price")), fills=fills, time=when[0],
+                    executed_quote=nonzero(o.get("executed_quote_qty")),
+                    commission=dec(o.get("commission")),
+                    commission_unit=unit if isinstance(unit, str) and unit else None)
 
 
 def _dd_record(r: dict[str, Any], order_id: str, symbol: str, side: str,
-               when: str) -> FillObs:
-    at = r.get("created_at") or when
+               when: tuple[str, float], now: float) -> FillObs:
+    """One execution record; without its own plausible `created_at` it takes the order's."""
+    at, ts = stamp(r["created_at"], now) if r.get("created_at") else when
     return FillObs(trade_id=str(r["id"]), order_id=order_id, symbol=symbol, side=side,
                    price=dec(r.get("execution_price")), qty=dec(r["filled_base_qty"]),
                    quote_qty=dec(r.get("filled_quote_qty")), fee=dec(r.get("commission")),
                    fee_asset=r.get("commission_unit"), role=lower(r.get("role")), time=at,
-                   ts=epoch(at))
+                   ts=ts)
 
 
 def _dd_legacy(frame: dict[str, Any], sub_type: str, now: float) -> list[Observation]:
@@ -85,5 +92,6 @@ def _dd_legacy(frame: dict[str, Any], sub_type: str, now: float) -> list[Observa
             out.append(_dd_order(item, now))
         elif "filled_base_qty" in item:
             out.append(_dd_record(item, str(item["order_id"]), item.get("symbol") or "-",
-                                  (item.get("side") or "-").lower(), iso(None, now)))
+                                  (item.get("side") or "-").lower(), (iso(None, now), now),
+                                  now))
     return out
