@@ -140,6 +140,12 @@ class Outbox:
                           "status='delivered' AND done_at>=?", (notifier, since))
         return [(str(t), float(d)) for t, d in rows]  # type: ignore[arg-type]
 
+    def prune(self, before: float) -> int:
+        """Forget what was sent, folded or given up on before `before`; call inside a
+        transaction (pending rows are kept however old)."""
+        return self.store.db.execute("DELETE FROM outbox WHERE status != 'pending' AND "
+                                     "done_at < ?", (before,)).rowcount
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Per notifier: how many alerts are pending, delivered and dead."""
         if self._db is not None:

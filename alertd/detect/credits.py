@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from decimal import Decimal
 
+from alertd.detect.levels import Levels
 from alertd.storage.store import FORGET_AFTER, Store
 
 
@@ -37,6 +38,7 @@ class Credits:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.levels = Levels(store)
 
     @staticmethod
     def _subject(source: str, order_id: str) -> str:
@@ -45,7 +47,7 @@ class Credits:
 
     def get(self, source: str, order_id: str) -> Pool | None:
         """The order's pool; None where none was kept (credit from before pools were)."""
-        row = self.store.level(self._subject(source, order_id))
+        row = self.levels.get(self._subject(source, order_id))
         if row is None:
             return None
         quote, fee, fill = row
@@ -63,7 +65,7 @@ class Credits:
             (prefix, prefix[:-1] + "0", self.store.clock() - FORGET_AFTER))
         fill = json.dumps([pool.fee_asset, pool.fill_time,
                            None if pool.fill_qty is None else str(pool.fill_qty)])
-        self.store.put_level(self._subject(source, order_id), pool.quote, pool.fee, fill)
+        self.levels.put(self._subject(source, order_id), pool.quote, pool.fee, fill)
 
     def drop(self, source: str, order_id: str) -> None:
         """The credit is paid off: the pool is no longer needed."""

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from decimal import Context, Decimal
 
 from alertd.detect.credits import Credits, Pool
-from alertd.detect.levels import LastLevels
+from alertd.detect.levels import LastLevels, Levels
+from alertd.detect.orders import OrderBook
 from alertd.domain.events import LEAGUES, Event
 from alertd.domain.observations import (
     EXACT,
@@ -62,6 +63,8 @@ class Detector:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._looked_at: OrderedDict[str, None] = OrderedDict()
+        self.book = OrderBook(store)
+        self.levels = Levels(store)
         self.last = LastLevels(store)
         """The last level event per subject, for reminders and for rules a reload adds."""
         self.credits = Credits(store)
@@ -106,7 +109,7 @@ class Detector:
             "caught_up": src.catching_up, "fills": 1})
 
     def _order(self, src: Source, o: OrderObs, history_until: float | None) -> list[Event]:
-        known = self.store.order(src.key, o.order_id)
+        known = self.book.order(src.key, o.order_id)
         prev_status, _, announced, credit = known or (None, None, ZERO, ZERO)
         events: list[Event] = []
         if o.fills is not None:
@@ -120,7 +123,7 @@ class Detector:
                 "filled_qty": o.filled_qty, "reason": o.reason, "exec_type": o.exec_type}))
         state = (o.status, o.qty, announced, credit)
         if known != state:  # a re-sent frame writes nothing
-            self.store.put_order(src.key, o.order_id, state)
+            self.book.put_order(src.key, o.order_id, state)
         return events
 
     def _records(self, src: Source, o: OrderObs, announced: Decimal, credit: Decimal,
@@ -167,7 +170,7 @@ class Detector:
         out: list[tuple[FillObs, Decimal]] = []
         events: list[Event] = []
         for f in news:
-            if self.store.fill_seen(src.key, f.trade_id, o.order_id):
+            if self.book.fill_seen(src.key, f.trade_id, o.order_id):
                 continue
             counted.append(f)
             covered = min(credit, f.qty)
@@ -186,7 +189,7 @@ class Detector:
                 trade_id=f"{o.order_id}@{executed}", order_id=o.order_id, symbol=o.symbol,
                 side=o.side, price=price, qty=qty, quote_qty=quote, fee=fee,
                 fee_asset=fee_asset, role=None, time=o.time)
-            if not self.store.fill_seen(src.key, derived.trade_id, o.order_id):
+            if not self.book.fill_seen(src.key, derived.trade_id, o.order_id):
                 out.append((derived, executed))
             if credit == 0:
                 pool = Pool(quote, fee, fee_asset)
@@ -247,12 +250,12 @@ class Detector:
         """SoDEX accountTrade: the fill itself; progress comes from the order's fills so far.
         Its id, symbol and trade id, is the same on the stream (`s`, `t`) and over REST
         (`symbol`, `tradeID`; contracts/sodex/ws-accountTrade.json, get-accounts-trades.json)."""
-        if self.store.fill_seen(src.key, f.trade_id, f.order_id):
+        if self.book.fill_seen(src.key, f.trade_id, f.order_id):
             return []
-        status, order_qty, announced, credit = self.store.order(src.key, f.order_id) or (
+        status, order_qty, announced, credit = self.book.order(src.key, f.order_id) or (
             None, None, ZERO, ZERO)
         announced += f.qty
-        self.store.put_order(src.key, f.order_id, (status, order_qty, announced, credit))
+        self.book.put_order(src.key, f.order_id, (status, order_qty, announced, credit))
         if self._history(src, f, history_until):
             return []
         complete = order_qty is not None and announced >= order_qty
@@ -293,14 +296,14 @@ class Detector:
 
     def _balance(self, src: Source, b: BalanceObs) -> list[Event]:
         subject = level_subject(src, "balance", b.asset)
-        prev = self.store.level(subject)
+        prev = self.levels.get(subject)
         prev_free = Decimal(prev[0]) if prev and prev[0] is not None else None
         prev_total = Decimal(prev[1]) if prev and prev[1] is not None else None
         changed = prev is None or (prev_free, prev_total) != (b.free, b.total)
         if not self._first_look(subject) and not changed:
             return []
         if changed:
-            self.store.put_level(subject, b.free, b.total, b.locked)
+            self.levels.put(subject, b.free, b.total, b.locked)
         return [self._level(Event("balance", subject, {
             **self._common(src, b.time), "asset": b.asset, "free": b.free, "locked": b.locked,
             "total": b.total, "previous_free": prev_free, "previous_total": prev_total},
@@ -315,7 +318,7 @@ class Detector:
         is not a change). A figure or margin mode the frame does not state is the last one
         known, so a source that lacks it (REST) does not make a rule on it flap."""
         subject = subject or position_subject(src, p.symbol, p.hedge)
-        prev = self.store.level(subject)
+        prev = self.levels.get(subject)
         prev_size = Decimal(prev[0]) if prev and prev[0] is not None else None
         last = self.last.get(subject)
         known = last.fields if last is not None else {}
@@ -331,7 +334,7 @@ class Detector:
         if not self._first_look(subject) and not changed and not moved:
             return []
         if changed:
-            self.store.put_level(subject, p.size, details["entry_price"], p.side)
+            self.levels.put(subject, p.size, details["entry_price"], p.side)
         return [self._level(Event("position", subject, {
             **self._common(src, p.time), "symbol": p.symbol, "size": p.size,
             "previous_size": prev_size, "side": p.side, **details,
@@ -367,7 +370,7 @@ class Detector:
         """Once per liquidation, however often its frame comes (remembered with the fills
         seen, 30 days); one before alertd watched, or older than that, is not news."""
         key = f"liquidation:{q.event_id}"
-        if self.store.fill_seen(src.key, key, key):
+        if self.book.fill_seen(src.key, key, key):
             return []
         if history_until is not None and (q.ts is None or q.ts <= history_until):
             return []
@@ -387,14 +390,14 @@ class Detector:
         value, available = m.account_value, m.available_margin
         used = None if available is None else value - available
         ratio = RATIO.divide(used, value) if used is not None and value > 0 else None
-        prev = self.store.level(subject)
+        prev = self.levels.get(subject)
         prev_ratio = Decimal(prev[0]) if prev and prev[0] is not None else None
         changed = prev is None or (prev_ratio, prev[1], prev[2]) != (
             ratio, str(value), None if available is None else str(available))
         if not self._first_look(subject) and not changed:
             return []
         if changed:
-            self.store.put_level(subject, ratio, value, available)
+            self.levels.put(subject, ratio, value, available)
         return [self._level(Event("margin", subject, {
             **self._common(src, m.time), "account_value": value, "available_margin": available,
             "used_margin": used, "margin_ratio": ratio, "previous_margin_ratio": prev_ratio,
@@ -403,12 +406,12 @@ class Detector:
 
     def _points(self, src: Source, p: PointsObs) -> list[Event]:
         subject = f"{src.account}/points"
-        prev = self.store.level(subject)
+        prev = self.levels.get(subject)
         prev_total = Decimal(prev[0]) if prev and prev[0] is not None else None
         prev_league = prev[1] if prev else None
         if prev_total == p.total and prev_league == p.league:
             return []
-        self.store.put_level(subject, p.total, p.league)
+        self.levels.put(subject, p.total, p.league)
         common = self._common(src, p.time)
         events = [Event("points", subject, {
             **common, "delta": p.delta, "total": p.total, "season_points": p.season_points,
@@ -425,11 +428,11 @@ class Detector:
             return [Event("stream", f"{src.key}/invalid/{s.time}", {
                 **self._common(src, s.time), "status": s.status, "reason": s.reason})]
         subject = level_subject(src, "stream")
-        prev = self.store.level(subject)
+        prev = self.levels.get(subject)
         prev_status = prev[0] if prev else None
         if prev_status == s.status:
             return []
-        self.store.put_level(subject, s.status, s.reason)
+        self.levels.put(subject, s.status, s.reason)
         event = self._level(Event("stream", subject, {
             **self._common(src, s.time), "status": s.status, "reason": s.reason}))
         return [] if prev_status is None and s.status == "connected" else [event]

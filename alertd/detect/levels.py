@@ -14,6 +14,25 @@ from alertd.domain.events import Event, plain_fields, typed_fields
 from alertd.storage.store import Store
 
 
+class Levels:
+    """The values a level's next frame is compared with, per subject (a balance's free,
+    total and locked; a position's size, entry and side; points and league; a stream's
+    status): three text columns whose meaning is the kind's."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def get(self, subject: str) -> tuple[str | None, str | None, str | None] | None:
+        row = self.store.db.execute("SELECT a, b, c FROM levels WHERE subject=?",
+                                    (subject,)).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def put(self, subject: str, a: object, b: object = None, c: object = None) -> None:
+        self.store.db.execute("INSERT OR REPLACE INTO levels VALUES (?, ?, ?, ?, ?)",
+                              (subject, *(None if v is None else str(v) for v in (a, b, c)),
+                               self.store.clock()))
+
+
 class LastLevels:
     def __init__(self, store: Store) -> None:
         self.store = store

@@ -40,6 +40,12 @@ class Watched:
             self.store.db.execute("INSERT OR IGNORE INTO streams VALUES (?, ?)", (source, when))
             self._savepoint[source] = when
 
+    def began(self) -> None:
+        pass
+
+    def before_commit(self) -> None:
+        pass
+
     def released(self) -> None:
         self._uncommitted.update(self._savepoint)
         self._savepoint.clear()

@@ -25,10 +25,10 @@ from alertd.rules.armed import Armed
 from alertd.rules.evaluate import evaluate, render
 from alertd.rules.load import RuleSet
 from alertd.runtime.health import BURST_WINDOW, INVALID, BurstWatch, DropLog, FaultLog
-from alertd.shaping import reports
+from alertd.shaping import fill_log, reports
 from alertd.shaping.fill_log import correct_fill, log_fill
 from alertd.shaping.group import Groups, combine_contained
-from alertd.storage.store import Store, write_failure
+from alertd.storage.store import FORGET_AFTER, Store, write_failure
 
 log = logging.getLogger("alertd")
 
@@ -242,10 +242,15 @@ class Pipeline:
         return alerts
 
     def prune(self, finished: frozenset[str], rule_keys: frozenset[str] | None = None) -> int:
-        """Housekeeping of every stage's tables in one transaction: what detection and the
-        outbox no longer need (`Store.prune`), and the armed state of rules gone."""
+        """Housekeeping of every stage's tables in one transaction, each by its owner:
+        finished orders and their fills, sent alerts, the fill log, the armed state of
+        rules gone."""
+        now = self.store.clock()  # the clock the rows were stamped with
         with self.store.transaction():
-            return self.store.prune(finished) + self.armed.prune(rule_keys, self.clock())
+            return (self.detector.book.prune(finished, now)
+                    + self.outbox.prune(now - FORGET_AFTER)
+                    + fill_log.prune(self.store, now - FORGET_AFTER)
+                    + self.armed.prune(rule_keys, now))
 
     def due_in(self) -> float | None:
         """Seconds until the core has work of its own: a commit or a group to release."""

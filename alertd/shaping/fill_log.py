@@ -47,3 +47,8 @@ def _plus(text: str | None, delta: object) -> str | None:
 
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def prune(store: Store, before: float) -> int:
+    """Forget fills older than `before` (reports cover at most the state's 30 days)."""
+    return store.db.execute("DELETE FROM fill_log WHERE time < ?", (before,)).rowcount

@@ -204,6 +204,12 @@ class Groups:
         self.reload()
         store.participants.append(self)
 
+    def began(self) -> None:
+        pass
+
+    def before_commit(self) -> None:
+        pass
+
     def released(self) -> None:
         pass
 

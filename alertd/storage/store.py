@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
@@ -26,11 +25,9 @@ __all__ = ["StateLocked", "StateWriteError", "Store", "lock_holder", "write_fail
 
 GROUP_COMMIT = 0.05
 ALERT_COMMIT = 0.005
-ORDER_CACHE = 2_000
 FORGET_AFTER = 30 * 86400.0
-"""Finished orders and their fills are forgotten after this; older fills are never news."""
-STUCK_AFTER = 90 * 86400.0
-"""An order not finished but silent this long is forgotten too (the exchange lost it)."""
+"""How long the state keeps what is done (finished orders and their fills, sent alerts, the
+fill log); older fills are never news."""
 
 
 
@@ -55,14 +52,14 @@ class Participant(Protocol):
     the transaction (a savepoint) is kept or rolled back, when the transaction commits, and
     when all of it is dropped, so its memory never says what the file does not."""
 
+    def began(self) -> None: ...
     def released(self) -> None: ...
     def rolled_back(self) -> None: ...
+    def before_commit(self) -> None: ...
     def committed(self) -> None: ...
     def abandoned(self) -> None: ...
 
 
-OrderState = tuple[str | None, Decimal | None, Decimal, Decimal]
-"""(status, order qty, fill qty announced, of which announced ahead of its execution records)."""
 
 
 class Store:
@@ -85,11 +82,6 @@ class Store:
         migrate(self.db)
         self._depth = 0
         self._open_since: float | None = None
-        self._orders: dict[tuple[str, str], OrderState] = {}
-        self._fills: set[tuple[str, str]] = set()
-        self._dirty: dict[tuple[str, str], tuple[object, ...]] = {}
-        self._undo: dict[tuple[str, str], tuple[object, object]] | None = None
-        self._new_fills: list[tuple[str, str]] = []
         self._wal = None if str(path) == ":memory:" else f"{path}-wal"
         self.visible_id: int = self.db.execute(
             "SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()[0]
@@ -158,11 +150,7 @@ class Store:
             with contextlib.suppress(sqlite3.Error):
                 if self.db.in_transaction:
                     self.db.execute("ROLLBACK")
-            self._open_since, self._depth, self._undo = None, 0, None
-            self._orders.clear()
-            self._fills.clear()
-            self._dirty.clear()
-            self._new_fills = []
+            self._open_since, self._depth = None, 0
             self._alert_id, self._alert_since, self._alert_notify = 0, None, set()
             for part in self.participants:
                 part.abandoned()
@@ -201,10 +189,10 @@ class Store:
             if self._open_since is None:
                 self.db.execute("BEGIN IMMEDIATE")
                 self._open_since = time.monotonic()
-            self._trim_caches()
+            for part in self.participants:
+                part.began()
             self.db.execute("SAVEPOINT one")
             marks = (self._alert_id, self._alert_since, set(self._alert_notify))
-            self._undo, self._new_fills = {}, []
             self._depth = 1
             try:
                 yield
@@ -218,7 +206,6 @@ class Store:
                 self._roll_back_one(marks)
                 raise
             self._depth = 0
-            self._undo = None
             self.db.execute("RELEASE one")
             for part in self.participants:
                 part.released()
@@ -226,29 +213,13 @@ class Store:
                 self.flush()
 
     def _roll_back_one(self, marks: tuple[int, float | None, set[str]]) -> None:
-        undo, self._undo = self._undo or {}, None
         try:
             self.db.execute("ROLLBACK TO one")
             self.db.execute("RELEASE one")
         finally:
-            for key, (order, dirty) in undo.items():
-                for cache, old in ((self._orders, order), (self._dirty, dirty)):
-                    if old is None:
-                        cache.pop(key, None)
-                    else:
-                        cache[key] = old  # type: ignore[assignment]
-            self._fills.difference_update(self._new_fills)
             self._alert_id, self._alert_since, self._alert_notify = marks
             for part in self.participants:
                 part.rolled_back()
-
-    def _trim_caches(self) -> None:
-        """Bound the caches between frames, never inside one (a savepoint could not undo it)."""
-        if len(self._orders) >= ORDER_CACHE:
-            self._write_orders()
-            self._orders.clear()
-        if len(self._fills) >= ORDER_CACHE:
-            self._fills.clear()
 
     def note_alert(self, row_id: int, notifier: str) -> None:
         """An outbox row was written in the open transaction; it becomes visible at commit."""
@@ -278,7 +249,8 @@ class Store:
             if self._open_since is None or self._depth != 0:
                 return
             try:
-                self._write_orders()
+                for part in self.participants:
+                    part.before_commit()
                 self.db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self.abandon()
@@ -305,84 +277,3 @@ class Store:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-    def _write_orders(self) -> None:
-        """Order rows are written behind, once per commit however often an order changed."""
-        if self._dirty:
-            self.db.executemany("INSERT OR REPLACE INTO orders VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                self._dirty.values())
-            self._dirty.clear()
-
-    # --- orders and fills ------------------------------------------------------------------
-
-    def order(self, source: str, order_id: str) -> OrderState | None:
-        """(status, order_qty, announced fill qty, credit) of a known order."""
-        cached = self._orders.get((source, order_id))
-        if cached is not None:
-            return cached
-        row = self.db.execute("SELECT status, order_qty, announced, credit FROM orders WHERE "
-                              "source=? AND order_id=?", (source, order_id)).fetchone()
-        if row is None:
-            return None
-        return (row[0], None if row[1] is None else Decimal(row[1]), Decimal(row[2]),
-                Decimal(row[3]))
-
-    def put_order(self, source: str, order_id: str, state: OrderState) -> None:
-        """Record an order's state; call inside a transaction (it is written at commit)."""
-        key = (source, order_id)
-        if self._undo is not None and key not in self._undo:
-            self._undo[key] = (self._orders.get(key), self._dirty.get(key))
-        status, order_qty, announced, credit = state
-        self._orders[key] = state
-        self._dirty[key] = (source, order_id, status,
-                            None if order_qty is None else str(order_qty), str(announced),
-                            self.clock(), str(credit))
-
-    def fill_seen(self, source: str, fill_id: str, order_id: str) -> bool:
-        """Whether the fill was seen before; records it (with its order) as seen either way."""
-        key = (source, fill_id)
-        if key in self._fills:
-            return True
-        self._fills.add(key)
-        self._new_fills.append(key)
-        cur = self.db.execute("INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?)",
-                              (source, fill_id, order_id, self.clock()))
-        return cur.rowcount == 0
-
-    # --- levels: balances, positions, points, stream status --------------------------------
-
-    def level(self, subject: str) -> tuple[str | None, str | None, str | None] | None:
-        row = self.db.execute("SELECT a, b, c FROM levels WHERE subject=?", (subject,)).fetchone()
-        return None if row is None else (row[0], row[1], row[2])
-
-    def put_level(self, subject: str, a: object, b: object = None, c: object = None) -> None:
-        self.db.execute("INSERT OR REPLACE INTO levels VALUES (?, ?, ?, ?, ?)",
-                        (subject, *(None if v is None else str(v) for v in (a, b, c)),
-                         self.clock()))
-
-    # --- housekeeping ----------------------------------------------------------------------
-
-    def prune(self, finished: frozenset[str]) -> int:
-        """Forget orders that finished (status in `finished`, or never given one) long ago,
-        orders silent for STUCK_AFTER whatever their status, the fills of orders no longer
-        known, and sent alerts. A live order
-        keeps its fills however old, since its next frame restates them all (DeltaDeFi sends
-        every execution record each time); fills older than FORGET_AFTER are never news."""
-        now = self.clock()
-        cutoff = now - FORGET_AFTER
-        marks = ",".join("?" * len(finished))
-        with self.transaction():
-            self._write_orders()
-            n = self.db.execute(
-                f"DELETE FROM orders WHERE updated < ? AND (status IS NULL OR status IN ({marks}))"
-                " OR updated < ?", (cutoff, *sorted(finished), now - STUCK_AFTER)).rowcount
-            n += self.db.execute(
-                "DELETE FROM fills WHERE seen < ? AND NOT EXISTS (SELECT 1 FROM orders o "
-                "WHERE o.source = fills.source AND o.order_id = fills.order_id)",
-                (cutoff,)).rowcount
-            self._orders.clear()
-            self._fills.clear()
-            n += self.db.execute("DELETE FROM outbox WHERE status != 'pending' AND done_at < ?",
-                                 (cutoff,)).rowcount
-            n += self.db.execute("DELETE FROM fill_log WHERE time < ?", (cutoff,)).rowcount
-        return n

@@ -6,13 +6,14 @@ at most an extra level event, never a repeated alert."""
 from __future__ import annotations
 
 from alertd.detect import detector
+from alertd.detect.orders import ORDER_CACHE
 from alertd.domain.observations import Drop, Source
 from alertd.rules.load import load_rules
 from alertd.runtime import health
 from alertd.runtime.health import BurstWatch, DropLog
 from alertd.runtime.pipeline import Pipeline
 from alertd.sim.frames import sx, sx_trade
-from alertd.storage.store import ORDER_CACHE, Store
+from alertd.storage.store import Store
 from tests.conftest import SPOT, Clock, write
 
 FRAMES = 50_000
@@ -58,7 +59,8 @@ def test_50k_new_assets_keep_memory_bounded_and_each_alerts_once(tmp_path):
             p.flush()
     assert fired == FRAMES  # a balance rule fired once per subject
     assert len(p.detector._looked_at) <= LOOKED_AT
-    assert len(p.store._orders) <= ORDER_CACHE and len(p.store._fills) <= ORDER_CACHE
+    book = p.detector.book
+    assert len(book._orders) <= ORDER_CACHE and len(book._fills) <= ORDER_CACHE
     assert len(p.drops.examples) <= MAX_KEYS and len(p.bursts._recent) <= MAX_KEYS
     assert len(p.watched._known) <= 2
     assert (detector.LOOKED_AT, health.MAX_KEYS) == (LOOKED_AT, MAX_KEYS)

@@ -46,7 +46,7 @@ def test_an_account_emptied_by_housekeeping_still_hears_of_a_gap_s_fills(tmp_pat
         "fill vBTC_vUSDC:1 caught_up=no"]
     p.store.flush()
     clock.now += 100 * DAY  # idle for months: housekeeping forgets every order and fill
-    p.store.prune(frozenset({"filled"}))
+    p.prune(frozenset({"filled"}))
     assert p.store.db.execute("SELECT COUNT(*) FROM fills").fetchone()[0] == 0
     gap = clock.now - 3600
     out = p.catch_up(SPOT, trade_frames(2, at=gap + 60), watched_since=clock.now)

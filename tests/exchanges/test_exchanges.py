@@ -182,7 +182,7 @@ def test_a_failing_frame_rolls_back_alone_not_the_frames_committed_with_it(pipel
     pipeline.flush()
     rows = pipeline.store.db.execute("SELECT title FROM outbox WHERE rule='fills'").fetchall()
     assert sorted(t for (t,) in rows) == ["r1 5 no", "r3 5 no"]
-    assert pipeline.store.order("main/spot", "o2") is None
+    assert pipeline.detector.inner.book.order("main/spot", "o2") is None
     assert pipeline.drops.counts[("main/spot", "internal_error")] == 1
     # the failed frame left nothing behind: sent again (the bug gone), it is announced
     pipeline.detector = pipeline.detector.inner
@@ -229,7 +229,7 @@ def test_an_order_forgotten_by_housekeeping_and_restated_is_not_news_again(tmp_p
     assert titles(p, MAIN, done) == ["d1 2000 yes"]
     p.flush()
     now[0] += 40 * 86400
-    assert p.store.prune(TERMINAL) == 3  # the order, its fill, its line in the fill log
+    assert p.prune(TERMINAL) == 3  # the order, its fill, its line in the fill log
     assert p.raw(MAIN, json.dumps(done)) == []  # the exchange restating it, weeks later
 
 
@@ -245,7 +245,7 @@ def test_housekeeping_forgets_stuck_orders_and_the_armed_state_of_removed_rules(
     real = pipeline.store.clock
     pipeline.store.clock = lambda: real() + 100 * 86400
     assert pipeline.prune(TERMINAL, keys) == 2  # the stuck order, tiny's armed row
-    assert pipeline.store.order(MAIN.key, "stuck") is None
+    assert pipeline.detector.book.order(MAIN.key, "stuck") is None
 
 
 def test_a_level_rule_added_by_reload_fires_on_a_level_that_already_holds(pipeline, tmp_path):

@@ -158,7 +158,7 @@ def test_exact_decimals_from_json_numbers(rules, tmp_path):
     frame = ('{"channel":"accountUpdate","type":"update","data":{"B":[{"i":0,"a":"vUSDC",'
              '"t":1000.4999999999999999,"l":0}]}}')
     assert [r for r, _ in alerts(p, SPOT, frame)] == ["low-usdc"]
-    row = p.store.level("desk/spot/balance/vusdc")
+    row = p.detector.levels.get("desk/spot/balance/vusdc")
     assert Decimal(row[0]) == Decimal("1000.4999999999999999")
 
 
@@ -230,7 +230,7 @@ def test_pruning_forgets_finished_orders_but_never_the_fills_of_a_live_one(rules
     assert len(alerts(p, MAIN, live)) == 2 and len(alerts(p, MAIN, done)) == 2
     p.flush()
     now[0] += 40 * 86400  # forty days on
-    assert p.store.prune(TERMINAL) == 2  # the finished order and its fill
+    assert p.prune(TERMINAL) == 2  # the finished order and its fill
     # the long-lived order's next frame restates its old record: not a new fill
     assert alerts(p, MAIN, live) == []
     assert alerts(p, MAIN, dd_order("live", "partially_filled",
