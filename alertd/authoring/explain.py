@@ -13,7 +13,7 @@ from alertd.domain.events import Event, fields_of
 from alertd.domain.observations import Source
 from alertd.rules.conditions import why_not
 from alertd.rules.evaluate import render
-from alertd.rules.load import RuleSet
+from alertd.rules.model import RuleSet
 
 
 def load_event(path: Path) -> Event:

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from alertd.authoring.ruletest import Clock, Sent, sent, settle, tick
 from alertd.domain.observations import Source
-from alertd.rules.load import RuleSet
+from alertd.rules.model import RuleSet
 from alertd.runtime.pipeline import Pipeline
 from alertd.storage.store import Store
 

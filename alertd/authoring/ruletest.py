@@ -17,13 +17,16 @@ from typing import Any
 
 from alertd.authoring.record import to_json
 from alertd.common.errors import LoadError, Problem
+from alertd.common.timespec import duration
 from alertd.common.yamlsrc import LDict, load_yaml, unknown_keys
 from alertd.detect.detector import level_subject
 from alertd.domain.events import EVENT_KINDS, LEVEL_KINDS, Event, FieldType, fields_of
 from alertd.domain.observations import Source, iso
 from alertd.exchanges import EXCHANGES
 from alertd.rules.conditions import ConditionError, coerce
-from alertd.rules.load import TEST_SUFFIXES, RuleSet, duration, load_rule_files, rule_files
+from alertd.rules.files import TEST_SUFFIXES, rule_files
+from alertd.rules.load import load_rule_files
+from alertd.rules.model import RuleSet
 from alertd.runtime.pipeline import Pipeline
 from alertd.storage.store import Store
 

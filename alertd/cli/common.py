@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from alertd.common.errors import LoadError
 from alertd.common.redact import RedactingFormatter, install_log_redaction
 from alertd.config.load import Config, find_config, load_config
-from alertd.rules.load import RuleSet, load_rules
+from alertd.rules.load import load_rules
+from alertd.rules.model import RuleSet
 
 if TYPE_CHECKING:  # apprise loads only for commands that send or check notifiers
     from alertd.delivery.notify import AppriseNotifier

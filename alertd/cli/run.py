@@ -14,7 +14,7 @@ from alertd.cli import EARLY_HUPS
 from alertd.cli.common import _report, load_all, setup_logging
 from alertd.common.errors import LoadError
 from alertd.config.load import Config, find_config, load_config
-from alertd.rules.load import RuleSet
+from alertd.rules.model import RuleSet
 
 if TYPE_CHECKING:  # apprise loads only for commands that send or check notifiers
     from alertd.delivery.notify import AppriseNotifier

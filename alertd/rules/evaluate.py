@@ -13,7 +13,7 @@ from alertd.domain.alerts import Alert
 from alertd.domain.events import Event
 from alertd.domain.templates import Template
 from alertd.rules.armed import Armed
-from alertd.rules.load import Rule, RuleSet
+from alertd.rules.model import Rule, RuleSet
 
 log = logging.getLogger("alertd")
 

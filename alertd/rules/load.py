@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import hashlib
-import os
-import re
-import stat
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from alertd.common.errors import LoadError, Problem
 from alertd.common.suggest import did_you_mean
+from alertd.common.timespec import duration
 from alertd.common.yamlsrc import LDict, load_yaml, paused_gc, unknown_keys
 from alertd.domain.alerts import SEVERITIES
 from alertd.domain.events import (
@@ -31,191 +27,24 @@ from alertd.domain.events import (
     FieldType,
     fields_of,
 )
-from alertd.domain.quiet import Quiet, QuietError, parse_quiet
+from alertd.domain.quiet import QuietError, parse_quiet
 from alertd.domain.templates import Template, TemplateError
 from alertd.rules.conditions import ConditionError, Predicate, compile_when
+from alertd.rules.files import MAX_RULE_FILES, TEST_SUFFIXES, find_rule_files, rule_files
+from alertd.rules.model import Rule, RuleSet
 from alertd.shaping.group import DEFAULT_BY, DEFAULT_WAIT, Grouping
 from alertd.shaping.reports import Report, ReportError, parse_report
 
 RULE_KEYS = ("name", "on", "accounts", "when", "rearm", "resolved", "repeat", "group_by",
              "group_wait", "quiet", "notify", "severity", "title", "message")
 MAX_GROUP_WAIT = 3600.0
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
 MAX_RULES = 10_000
 """Rules in all files together: a rule set past this is a generator gone wrong (every rule is
 compiled at each reload and indexed in memory), and it loads in about a second."""
 MAX_REPORTS = 1_000
-MAX_RULE_FILES = 1_000
 MAX_RULE_BYTES = 16 * 1024 * 1024
 """Bytes of rule files in all: 10,000 rules take 2 to 4 MiB, and each file is bounded too
 (`alertd.common.yamlsrc.MAX_FILE_BYTES`)."""
-
-
-@dataclass(frozen=True, eq=False)
-class Rule:
-    """A compiled rule. `key` changes when its trigger changes, so an edited rule starts armed."""
-
-    name: str
-    on: str
-    notify: tuple[str, ...]
-    severity: str
-    title: Template
-    message: Template
-    when: Predicate | None = None
-    rearm: Predicate | None = None
-    accounts: frozenset[str] | None = None
-    file: str = ""
-    line: int = 0
-    key: str = ""
-    index: tuple[str, str] | None = None
-    resolved: tuple[Template, Template] | None = None
-    """Title and message of the notice sent once when a level rule re-arms (`resolved:`)."""
-    repeat: tuple[float, Template] | None = None
-    """Seconds after which a level rule that still holds says so again (`repeat: 4h`), and
-    the reminder's title ("Still: " + the rule's)."""
-    spec: Any = None
-    """The rule as written (`when`, `rearm`), for `alertd explain`."""
-    group: Grouping = field(default_factory=Grouping)
-    quiet: Quiet | None = None
-    """Hours in which its alerts below failure wait, then go out as one digest."""
-    """How its alerts wait for the ones that belong with them (`group_by`, `group_wait`)."""
-
-    @property
-    def level(self) -> bool:
-        return self.on in LEVEL_KINDS
-
-
-class RuleSet:
-    """All loaded rules, indexed for the hot path.
-
-    Rules are grouped by event kind, and a rule whose `when` requires a text field to equal a
-    value (`symbol: ADAUSDM`) is only tried on events with that value, so a hundred
-    per-symbol rules cost a dictionary lookup, not a hundred condition checks.
-    """
-
-    def __init__(self, rules: Iterable[Rule], reports: Iterable[Report] = ()) -> None:
-        self.rules = tuple(rules)
-        self.reports = tuple(reports)
-        self.by_name = {rule.name: rule for rule in self.rules}
-        self._order = {id(rule): i for i, rule in enumerate(self.rules)}
-        by_kind: dict[str, list[Rule]] = {kind: [] for kind in EVENT_KINDS}
-        for rule in self.rules:
-            by_kind[rule.on].append(rule)
-        self.by_kind = {kind: tuple(rs) for kind, rs in by_kind.items()}
-        self._always: dict[str, tuple[Rule, ...]] = {}
-        self._indexed: dict[str, dict[str, dict[str, list[Rule]]]] = {}
-        for kind, rs in self.by_kind.items():
-            self._always[kind] = tuple(r for r in rs if r.index is None)
-            fields: dict[str, dict[str, list[Rule]]] = {}
-            for r in rs:
-                if r.index is not None:
-                    fields.setdefault(r.index[0], {}).setdefault(r.index[1], []).append(r)
-            self._indexed[kind] = fields
-
-    def candidates(self, kind: str, fields: dict[str, object]) -> tuple[Rule, ...] | list[Rule]:
-        """The rules that may match an event of `kind`, in file order."""
-        indexed = self._indexed[kind]
-        if not indexed:
-            return self._always[kind]
-        found: list[Rule] = list(self._always[kind])
-        for name, by_value in indexed.items():
-            value = fields.get(name)
-            if isinstance(value, str):
-                found.extend(by_value.get(value.casefold(), ()))
-        if len(found) > 1:
-            found.sort(key=lambda r: self._order[id(r)])
-        return found
-
-    def __len__(self) -> int:
-        return len(self.rules)
-
-    def summary(self) -> str:
-        counts = [f"{len(rs)} {kind}" for kind, rs in self.by_kind.items() if rs]
-        n = len(self.reports)
-        reports = f", {n} report{'s' if n > 1 else ''}" if n else ""
-        return f"{len(self.rules)} rules ({', '.join(counts) or 'none'}){reports}"
-
-    def notifiers_used(self) -> set[str]:
-        return {name for rule in self.rules for name in rule.notify} | {
-            name for report in self.reports for name in report.notify}
-
-
-TEST_SUFFIXES = (".test.yaml", ".test.yml")
-"""Rule tests (`alertd test`) live beside the rules under these names and are not rules."""
-
-
-def rule_files(directory: Path) -> list[Path]:
-    """The rule files under `directory`; a LoadError if any entry cannot be one (see
-    `find_rule_files`)."""
-    problems: list[Problem] = []
-    files = find_rule_files(directory, problems)
-    if problems:
-        raise LoadError(problems)
-    return files
-
-
-def find_rule_files(directory: Path, problems: list[Problem]) -> list[Path]:
-    """Every `*.yaml`/`*.yml` under `directory` but rule tests, walking real folders (not
-    symlinked ones, so a link back up cannot loop), in path order.
-
-    An entry with such a name that cannot be read as a file (a folder, a symlink loop or a
-    dangling link, a pipe) is a problem rather than skipped in silence, as is a folder seen
-    twice (a bind mount of a parent) or more than MAX_RULE_FILES files. Emacs lock links
-    (`.#name.yaml`) are skipped.
-    """
-    found: list[Path] = []
-    pending, seen = [directory], set()
-    while pending:
-        folder = pending.pop()
-        try:
-            info = folder.stat()
-            with os.scandir(folder) as listing:
-                entries = sorted(listing, key=lambda e: e.name)
-        except OSError as exc:
-            problems.append(Problem(folder, 1, f"cannot read folder: {exc.strerror or exc}"))
-            continue
-        if (info.st_dev, info.st_ino) in seen:
-            problems.append(Problem(folder, 1, "this folder is already read under another "
-                                    "name (a bind mount?); skipped"))
-            continue
-        seen.add((info.st_dev, info.st_ino))
-        for entry in entries:
-            path = Path(entry.path)
-            with contextlib.suppress(OSError):  # gone since listed: nothing to read
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(path)
-            if path.suffix not in (".yaml", ".yml") or entry.name.endswith(TEST_SUFFIXES) \
-                    or entry.name.startswith(".#"):
-                continue
-            why = _not_a_file(path)
-            if why:
-                problems.append(Problem(path, 1, why))
-                continue
-            found.append(path)
-            if len(found) > MAX_RULE_FILES:
-                problems.append(Problem(directory, 1, f"more than {MAX_RULE_FILES} rule files "
-                                        "in this folder; merge some"))
-                return sorted(found[:MAX_RULE_FILES])
-    return sorted(found)
-
-
-def _not_a_file(path: Path) -> str:
-    """Why a rule file's name cannot be read as one, or "" if it can."""
-    try:
-        mode = path.stat().st_mode
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return "a symbolic link loop, not a rule file; remove the link"
-        if exc.errno == errno.ENOENT and path.is_symlink():
-            return f"a symbolic link to {os.readlink(path)}, which does not exist"
-        return f"cannot read file: {exc.strerror or exc}"
-    if stat.S_ISDIR(mode):
-        return (f"a folder, not a rule file; rename it so it does not end in {path.suffix} "
-                "(the files in it are read as usual)")
-    if not stat.S_ISREG(mode):
-        return "not a regular file (a pipe or device?); only files are read as rules"
-    return ""
 
 
 def load_rules(directory: Path, notifiers: Iterable[str] | None,
@@ -466,15 +295,6 @@ def _rule(item: Any, where: Problem, notifiers: set[str] | None, accounts: set[s
                 repeat=repeat, group=group, quiet=quiet, spec=item)
 
 
-def duration(value: Any) -> float | None:
-    """`90s`, `30m`, `4h`, `1d` (or a number of seconds) in seconds; None if it is not one."""
-    match = _DURATION.fullmatch(str(value).strip().lower())
-    if match is None:
-        return None
-    seconds = float(match[1]) * _UNITS[match[2] or "s"]
-    return seconds if 0 < seconds < 365 * 86400 else None
-
-
 def _grouping(item: LDict, on: str, fields: dict[str, FieldType], label: str,
               bad: Callable[..., None]) -> Grouping:
     """`group_by: [symbol]` and `group_wait: 5s` (0 sends each alert alone, at once)."""
@@ -556,3 +376,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
+
+
+__all__ = ["RULE_KEYS", "TEST_SUFFIXES", "Rule", "RuleSet", "duration", "load_rule_files",
+           "load_rules", "rule_files"]

@@ -25,7 +25,7 @@ from alertd.domain.observations import TERMINAL
 from alertd.domain.quiet import Quiet
 from alertd.exchanges import catch_up_for, protocols_for
 from alertd.ingest.stream import Stream, StreamSettings
-from alertd.rules.load import RuleSet
+from alertd.rules.model import RuleSet
 from alertd.runtime import sdnotify
 from alertd.runtime.core import Core
 from alertd.runtime.health import save_health

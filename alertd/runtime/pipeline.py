@@ -23,7 +23,7 @@ from alertd.exchanges import EXCHANGES
 from alertd.ingest.decode import Drop, Validators, decode
 from alertd.rules.armed import Armed
 from alertd.rules.evaluate import evaluate, render
-from alertd.rules.load import RuleSet
+from alertd.rules.model import RuleSet
 from alertd.runtime.health import BURST_WINDOW, INVALID, BurstWatch, DropLog, FaultLog
 from alertd.shaping import fill_log, reports
 from alertd.shaping.fill_log import correct_fill, log_fill

@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+from alertd.common.timespec import ZONE_HINT, time_of_day, zone
 from alertd.domain.alerts import Alert
 from alertd.domain.observations import EXACT
 from alertd.storage.store import Store, write_failure
@@ -34,7 +35,6 @@ SECTIONS = ("fills", "balances", "points", "health")
 LATE = 600.0
 """A report sent this long after its time says "(late)"."""
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_AT = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 _EVERY = re.compile(r"(?:(?P<n>\d+) hours|(?P<unit>day|hour|" + "|".join(WEEKDAYS) +
                     r"))(?: at \"?(?P<at>[0-9:]+)\"?)?")
 
@@ -121,11 +121,11 @@ def parse_every(text: Any) -> Every:
         if minute is None:
             raise ReportError("every: hour at \":MM\" takes the minute, such as \":30\"")
         return Every("hour", dt.time(0, int(minute[1])))
-    clock = _AT.fullmatch(at or "")
-    if clock is None:
+    when = time_of_day(at or "")
+    if when is None:
         raise ReportError(f"every: {unit} at \"HH:MM\" needs the time of day, such as "
                           f"{unit} at \"08:00\"")
-    return Every(unit, dt.time(int(clock[1]), int(clock[2])))
+    return Every(unit, when)
 
 
 @dataclass(frozen=True)
@@ -157,11 +157,9 @@ def parse_report(item: dict[str, Any], known: set[str] | None) -> Report:
         every = parse_every(item.get("every", ""))
     except ReportError as exc:
         raise fail("every", f"report '{name}': {exc}") from None
-    try:
-        tz = ZoneInfo(str(item.get("tz", "UTC")))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise fail("tz", f"report '{name}': unknown time zone '{item.get('tz')}'; use an IANA "
-                   "name such as Europe/Berlin or UTC") from None
+    tz = zone(item.get("tz", "UTC"))
+    if tz is None:
+        raise fail("tz", f"report '{name}': unknown time zone '{item.get('tz')}'; {ZONE_HINT}")
     notify = item.get("notify")
     notify = [notify] if isinstance(notify, str) else notify
     if not isinstance(notify, list) or not notify:

@@ -24,7 +24,8 @@ from alertd.delivery.notify import Notifier, build_notifiers
 from alertd.delivery.outbox import Outbox
 from alertd.delivery.outbox import counts as outbox_counts
 from alertd.ingest.stream import StreamSettings
-from alertd.rules.load import RuleSet, load_rules
+from alertd.rules.load import load_rules
+from alertd.rules.model import RuleSet
 from alertd.runtime.agent import Agent
 from alertd.sim.frames import (
     dd_balance,

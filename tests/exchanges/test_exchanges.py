@@ -355,7 +355,7 @@ rules:
 
 def test_repeat_takes_a_duration_on_a_level_rule(tmp_path):
     from alertd.common.errors import LoadError
-    from alertd.rules.load import duration
+    from alertd.common.timespec import duration
 
     assert [duration(v) for v in ("90s", "30m", "4h", "1d", 600)] == [90, 1800, 14400, 86400, 600]
     assert [duration(v) for v in ("4 hours", "h", "-1h", "", "0")] == [None] * 5

@@ -206,7 +206,7 @@ def test_snapshot_after_the_first_connection_announces_what_is_new(rules, tmp_pa
 def test_a_template_that_fails_still_delivers_the_raw_fields(rules, tmp_path):
     import dataclasses
 
-    from alertd.rules.load import RuleSet
+    from alertd.rules.model import RuleSet
 
     class Broken:
         def render(self, values):
