@@ -14,7 +14,7 @@ UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3
          "hour": 3600, "d": 86400, "day": 86400}
 _AMOUNT = r"(\d+(?:\.\d+)?|\.\d+)"
 _UNIT = r"(s|sec|second|m|min|minute|h|hour|d|day)s?"
-_DURATION = re.compile(_AMOUNT + r"\s*" + _UNIT + "?")
+_DURATION = re.compile(_AMOUNT + r"\s*(?:" + _UNIT + ")?")
 _PERIOD = re.compile(_AMOUNT + r"?\s*" + _UNIT)
 _CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 LONGEST = 365 * 86400.0

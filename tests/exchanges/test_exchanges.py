@@ -357,8 +357,9 @@ def test_repeat_takes_a_duration_on_a_level_rule(tmp_path):
     from alertd.common.errors import LoadError
     from alertd.common.timespec import duration
 
-    assert [duration(v) for v in ("90s", "30m", "4h", "1d", 600)] == [90, 1800, 14400, 86400, 600]
-    assert [duration(v) for v in ("4 hours", "h", "-1h", "", "0")] == [None] * 5
+    assert [duration(v) for v in ("90s", "30m", "4h", "1d", 600, "4 hours", "2 min")] == [
+        90, 1800, 14400, 86400, 600, 14400, 120]  # one grammar with rates: "4 hours" too
+    assert [duration(v) for v in ("h", "-1h", "", "0", "4 fortnights")] == [None] * 5
     write(tmp_path / "rules" / "r.yaml", "rules:\n  - name: f\n    on: fill\n    repeat: 1h\n"
           "    notify: [t]\n    group_wait: 0\n")
     with pytest.raises(LoadError) as err:
