@@ -9,7 +9,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
-from alertd.cli.common import _report, load_all, setup_logging
+from alertd.cli.common import load_all, report_problems, setup_logging
 from alertd.common.errors import LoadError
 from alertd.config.load import find_config, load_config
 
@@ -49,7 +49,7 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
         return probe(build_notifiers({args.target: config.notifiers[args.target]},
                                      config.path, config.notifier_lines))
     except LoadError as exc:
-        return _report(exc)
+        return report_problems(exc)
 
 def cmd_check(args: argparse.Namespace) -> int:
     as_json = args.format == "json"
@@ -61,7 +61,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                 {"file": str(p.file), "line": p.line, "message": p.message}
                 for p in exc.problems]}, indent=2))
             return 1
-        return _report(exc)
+        return report_problems(exc)
     from alertd.exchanges import EXCHANGES
 
     accounts = ", ".join(EXCHANGES[a.exchange].describe_account(a) for a in config.accounts)

@@ -93,7 +93,8 @@ def load_all(config_arg: str | None,
     rules = load_rules(Path(rules_dir), config.notifiers, [a.name for a in config.accounts])
     return config, rules, build_notifiers(config.notifiers, config.path, config.notifier_lines)
 
-def _report(exc: LoadError) -> int:
+def report_problems(exc: LoadError) -> int:
+    """Every load problem as `file:line: message` on stderr, then a count; exit status 1."""
     for problem in exc.problems:
         print(problem, file=sys.stderr)
     n = len(exc.problems)

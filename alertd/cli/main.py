@@ -12,7 +12,7 @@ from pathlib import Path
 
 from alertd import __version__
 from alertd.cli.check import cmd_check, cmd_notify_test
-from alertd.cli.common import _report
+from alertd.cli.common import report_problems
 from alertd.cli.run import cmd_record, cmd_run
 from alertd.cli.tools import cmd_demo, cmd_explain, cmd_replay, cmd_schema, cmd_test
 from alertd.common.errors import LoadError
@@ -33,8 +33,19 @@ def cmd_status(args: argparse.Namespace) -> int:
         if args.check:
             print(f"UNKNOWN: {exc.problems[0]}")
             return UNKNOWN
-        return _report(exc)
+        return report_problems(exc)
     return show(config.state_path)
+
+
+def common(p: argparse.ArgumentParser, rules_required: bool = True) -> None:
+    """The daemon's options, which `run`, `check` and `record` share."""
+    p.add_argument("--rules", required=rules_required, metavar="DIR",
+                   help="folder of *.yaml rule files (searched recursively)")
+    p.add_argument("--config", metavar="FILE", help="config file (default: ./alertd.yaml, "
+                   "$XDG_CONFIG_HOME/alertd/alertd.yaml, /etc/alertd/alertd.yaml)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--log-format", choices=("text", "json", "journal"), default=None,
+                   help="how log lines look (default: journal under systemd, else text)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,15 +53,6 @@ def _parser() -> argparse.ArgumentParser:
         prog="alertd", description="Alerts from DeltaDeFi and SoDEX account streams.",
         epilog="Without a command, alertd runs: alertd --rules rules/ [--config alertd.yaml]")
     sub = parser.add_subparsers(dest="command")
-
-    def common(p: argparse.ArgumentParser, rules_required: bool = True) -> None:
-        p.add_argument("--rules", required=rules_required, metavar="DIR",
-                       help="folder of *.yaml rule files (searched recursively)")
-        p.add_argument("--config", metavar="FILE", help="config file (default: ./alertd.yaml, "
-                       "$XDG_CONFIG_HOME/alertd/alertd.yaml, /etc/alertd/alertd.yaml)")
-        p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-        p.add_argument("--log-format", choices=("text", "json", "journal"), default=None,
-                       help="how log lines look (default: journal under systemd, else text)")
 
     run = sub.add_parser("run", help="watch the accounts and send alerts (the default)")
     common(run)
@@ -127,12 +129,11 @@ COMMANDS = ("run", "check", "demo", "status", "test", "explain", "notify-test", 
             "record", "replay", "-h", "--help")
 
 
-def _run_options(parser: argparse.ArgumentParser) -> str:
-    """The `run` command's options, for the top-level help (the daemon is the default)."""
-    for action in parser._subparsers._group_actions:  # type: ignore[union-attr]
-        run = action.choices["run"]  # type: ignore[index]
-        return run.format_help().split("\n\n", 1)[1].split("\n", 1)[1]
-    return ""
+def _run_options() -> str:
+    """The daemon's options, for the top-level help (running is the default command)."""
+    run = argparse.ArgumentParser(prog="alertd [run]", add_help=False)
+    common(run)
+    return run.format_help().split("\n\n", 1)[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     if argv in ([], ["-h"], ["--help"]):  # the commands, then the daemon's own options
         parser.print_help()
-        print("\nalertd [run] options:\n" + _run_options(parser))
+        print("\nalertd [run] " + _run_options())
         return 0
     if argv in (["--version"], ["-V"]):
         print(f"alertd {__version__}")

@@ -11,7 +11,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from alertd.cli import EARLY_HUPS
-from alertd.cli.common import _report, load_all, setup_logging
+from alertd.cli.common import load_all, report_problems, setup_logging
 from alertd.common.errors import LoadError
 from alertd.config.load import Config, find_config, load_config
 from alertd.rules.model import RuleSet
@@ -37,7 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         config, rules, notifiers = load()
         agent = Agent(config, rules, notifiers, loader=load)
     except LoadError as exc:
-        return _report(exc)
+        return report_problems(exc)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
@@ -71,7 +71,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     try:
         config = load_config(find_config(args.config))
     except LoadError as exc:
-        return _report(exc)
+        return report_problems(exc)
     with tempfile.TemporaryDirectory(prefix="alertd-record-") as tmp:
         config = dataclasses.replace(config, state_path=Path(tmp) / "state.db")
         agent = Agent(config, RuleSet(()), {})

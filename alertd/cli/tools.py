@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from alertd.cli.common import _report, load_all, setup_logging
+from alertd.cli.common import load_all, report_problems, setup_logging
 from alertd.common.errors import LoadError
 from alertd.rules.load import load_rules
 
@@ -26,7 +26,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         return run_demo(rules_dir=args.rules, notify_urls=args.notify, record=args.record)
     except LoadError as exc:
-        return _report(exc)
+        return report_problems(exc)
 
 def cmd_test(args: argparse.Namespace) -> int:
     from alertd.authoring.ruletest import main as run_tests
@@ -41,7 +41,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         rules = load_rules(Path(args.rules), None)
         event = load_event(Path(args.event))
     except LoadError as exc:
-        return _report(exc)
+        return report_problems(exc)
     print("\n".join(explain(rules, event)))
     return 0
 
@@ -55,7 +55,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if args.send:
             _, rules, notifiers = load_all(args.config, args.rules)
     except LoadError as exc:
-        return _report(exc)
+        return report_problems(exc)
     path = Path(args.file)
     if not path.is_file():
         print(f"alertd: {path}: no such recording", file=sys.stderr)

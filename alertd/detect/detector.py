@@ -150,7 +150,7 @@ class Detector:
         cap = o.filled_qty or None  # 0 beside records states nothing (an older shape)
         pool = self.credits.get(src.key, o.order_id) if credit > 0 else None
         had_pool, moved = pool is not None, False
-        known = self._fills_known(src, [f.trade_id for f in records])
+        known = self.book.seen(src.key, [f.trade_id for f in records])
         counted = [f for f in records if f.trade_id in known]
         """The records behind what is announced: with the credit, they add up to it."""
         news = [f for f in records if f.trade_id not in known]
@@ -211,16 +211,6 @@ class Detector:
                              (o.qty is not None and filled >= o.qty)
                              or (done and filled >= executed))
             for f, filled in out if not self._history(src, f, history_until)]
-
-    def _fills_known(self, src: Source, fill_ids: list[str]) -> set[str]:
-        """Which of the fills were seen before, without marking any seen."""
-        known: set[str] = set()
-        for i in range(0, len(fill_ids), 500):
-            part = fill_ids[i:i + 500]
-            known.update(row[0] for row in self.store.db.execute(
-                "SELECT fill_id FROM fills WHERE source=? AND fill_id IN "
-                f"({','.join('?' * len(part))})", (src.key, *part)))
-        return known
 
     def _pay_off(self, src: Source, f: FillObs, covered: Decimal, credit: Decimal,
                  pool: Pool | None) -> list[Event]:

@@ -66,6 +66,18 @@ class OrderBook:
                                     (source, fill_id, order_id, self.store.clock()))
         return cur.rowcount == 0
 
+    def seen(self, source: str, fill_ids: list[str]) -> set[str]:
+        """Which of the fills were seen before, without marking any: from the cache first,
+        the file only for the rest (a DeltaDeFi frame restates every record of its order)."""
+        known = {f for f in fill_ids if (source, f) in self._fills}
+        rest = [f for f in fill_ids if f not in known]
+        for i in range(0, len(rest), 500):
+            part = rest[i:i + 500]
+            known.update(row[0] for row in self.store.db.execute(
+                "SELECT fill_id FROM fills WHERE source=? AND fill_id IN "
+                f"({','.join('?' * len(part))})", (source, *part)))
+        return known
+
     def prune(self, finished: frozenset[str], now: float) -> int:
         """Forget orders that finished (status in `finished`, or never given one) long ago,
         orders silent for STUCK_AFTER whatever their status, and the fills of orders no

@@ -122,7 +122,7 @@ def test_sodex_rest_rows_in_the_sdk_s_long_keys_become_the_stream_s_pushes(tmp_p
     from alertd.storage.store import Store
     from tests.conftest import write
 
-    now = int(time.time() * 1000)
+    now = int(time.time() * 1000)  # wall clock ok: the agent's gap window is real time
     order = {"orderID": 7001, "clOrdID": "c-1", "symbol": "vBTC_vUSDC", "side": "BUY",
              "type": "LIMIT", "timeInForce": "GTC", "price": "60000", "origQty": "0.5",
              "executedQty": "0.2", "executedValue": "12000", "status": "PARTIALLY_FILLED",
@@ -148,11 +148,12 @@ def test_sodex_rest_rows_in_the_sdk_s_long_keys_become_the_stream_s_pushes(tmp_p
     src = Source("desk", "sodex", "spot")
     earlier = {**order, "orderID": 6000, "status": "FILLED", "updatedAt": now - 60_000}
     p.catch_up(src, [{"channel": "accountOrderUpdate", "type": "update",
-                      "data": [order_row(earlier)]}], time.time() - 60)  # known from here on
+                      "data": [order_row(earlier)]}],
+                time.time() - 60)  # wall clock ok; known from here on
     alerts = p.catch_up(src, [
         {"channel": "accountOrderUpdate", "type": "update", "data": [order_row(order)]},
         {"channel": "accountTrade", "type": "update", "data": [trade_row(trade)]}],
-        time.time())
+        time.time())  # wall clock ok: as the agent's catch-up stamps it
     assert [a.title for a in alerts] == ["vBTC_vUSDC:901 0.2 yes"]
     assert sum(p.drops.counts.values()) == 0
 

@@ -56,7 +56,7 @@ rules:
 def wall_now() -> float:
     """The agent stamps its gap window with the wall clock, so frames it reads must be recent
     (only the agent tests use this)."""
-    return time.time()
+    return time.time()  # wall clock ok: the agent's gap window is on the wall clock
 
 
 def order(order_id: str, symbol: str = "ADAUSDM", status: str = "closed",

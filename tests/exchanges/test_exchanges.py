@@ -215,7 +215,7 @@ def test_a_frame_nested_past_the_parser_costs_that_frame_only(pipeline):
 def test_an_order_forgotten_by_housekeeping_and_restated_is_not_news_again(tmp_path):
     from alertd.domain.observations import TERMINAL
 
-    now = [time.time()]
+    now = [time.time()]  # wall clock ok: frames are stamped now; only the 40-day step counts
     write(tmp_path / "rules" / "r.yaml", RULES + """
   - name: orders
     on: order

@@ -273,7 +273,7 @@ def test_the_simulator_records_a_frame_of_its_own_off_the_contract(sim):
 # --- (b) history is paged, oldest first --------------------------------------------------------
 
 def test_history_is_read_across_pages_of_at_most_1000_rows(sim):
-    now = time.time()
+    now = time.time()  # wall clock ok: the catch-up's window ends at the wall clock's now
     for i in range(2500):
         sim.push_sodex(USER, "spot", "accountTrade",
                        {**sx_trade(10_000 + i, "0.01", at=now - 7200 + i), "i": 90_000 + i},
@@ -361,7 +361,7 @@ def test_a_refused_channel_is_retried_alone_while_the_socket_and_the_rest_flow(t
 # --- (d) snapshots are snapshots ---------------------------------------------------------------
 
 def test_a_position_missing_from_a_full_snapshot_is_closed_and_a_balance_zeroed(tmp_path, sim):
-    clock = Clock(time.time())
+    clock = Clock(time.time())  # wall clock ok: REST positions are stamped now; no calendar
     p = pipeline(tmp_path, clock)
     opened = sx("accountUpdate", sx_perps_update([
         sx_position("BTC-USD", "0.5", "60000"), sx_position("ETH-USD", "-2", "3000")],

@@ -230,7 +230,7 @@ def test_a_state_file_that_cannot_be_written_pauses_says_so_and_loses_nothing(
             assert wait_for(lambda: "alertd cannot write its state file" in sink.titles(), 10)
             assert wait_for(lambda: agent.streams[-1].state == "paused", 10)
             status = io.StringIO()
-            report(tmp_path / "state.db", status, now=time.time() + 120)
+            report(tmp_path / "state.db", status, now=time.time() + 120)  # wall clock ok
             assert f"alertd: running (pid {os.getpid()})" in status.getvalue()
             assert "cannot write its state file" in status.getvalue()
             for n in range(62, 70):  # while paused: the exchange keeps no copy for the socket
