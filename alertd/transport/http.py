@@ -140,7 +140,13 @@ class Http:
                             f"{wait:.0f} s from now", retry_after=wait)
         if wait > 0 and self._cancel.wait(wait):
             raise RestError(f"GET {where}: stopping")
-        late = threading.Timer(self.timeout, self._sockets.cut)
+        expired = threading.Event()
+
+        def cut_late() -> None:
+            expired.set()
+            self._sockets.cut()
+
+        late = threading.Timer(self.timeout, cut_late)
         late.daemon = True
         late.start()
         try:
@@ -158,7 +164,7 @@ class Http:
             else:
                 raise RestError(f"GET {where}: more than {MAX_REDIRECTS} redirects")
         except (requests.RequestException, HTTPError, OSError) as exc:
-            if late.finished.is_set():
+            if expired.is_set():
                 raise RestError(f"GET {where}: no whole reply within {self.timeout:g} s") \
                     from None
             raise RestError(f"GET {where}: {type(exc).__name__}") from None
