@@ -29,6 +29,7 @@ from alertd.rules.model import RuleSet
 from alertd.runtime import sdnotify
 from alertd.runtime.core import Core
 from alertd.runtime.health import save_health
+from alertd.runtime.heartbeat import Heartbeat
 from alertd.runtime.pipeline import Pipeline
 from alertd.runtime.ticker import Ticker
 from alertd.storage.lockfile import StateLocked
@@ -113,6 +114,7 @@ class Agent:
         self._ticker.every(REPORTS_EVERY, lambda: self._job(
             lambda: self.core.submit(self.pipeline.reports)))
         self._last_watchdog = 0.0
+        self.heartbeat: Heartbeat | None = None
 
     @property
     def rules(self) -> RuleSet:
@@ -146,6 +148,7 @@ class Agent:
             worker.start()
         for stream in self.streams:
             stream.start()
+        self._start_heartbeat()
         log.info("alertd started: %s, %d streams, notifiers: %s", self.rules.summary(),
                  len(self.streams), ", ".join(self.workers) or "none")
         sdnotify.notify(f"READY=1\nSTATUS={self.rules.summary()}, {len(self.streams)} streams")
@@ -176,6 +179,8 @@ class Agent:
         """Stop reading, let sends in flight finish within `timeout`, close the state file."""
         sdnotify.notify("STOPPING=1")
         self._stop.set()
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
         deadline = time.monotonic() + timeout
         self._stop_streams(self.streams, deadline)
         self.core.stop(max(0.1, deadline - time.monotonic()))
@@ -264,6 +269,10 @@ class Agent:
                 else:
                     worker.start()
         self._restart_changed_streams(config, old_config)
+        if config.heartbeat != old_config.heartbeat:
+            if self.heartbeat is not None:
+                self.heartbeat.stop()
+            self._start_heartbeat()
         log.info("reloaded: %s, %d streams, notifiers: %s", rules.summary(), len(self.streams),
                  ", ".join(self.workers))
         return True
@@ -290,8 +299,8 @@ class Agent:
 
     # --- health ----------------------------------------------------------------------------
 
-    def healthy(self) -> bool:
-        """Every stream and worker loop turned recently and the state file answers."""
+    def stuck(self) -> list[str]:
+        """The loops that have not turned recently: streams, delivery workers, the core."""
         now = time.monotonic()
         stuck = [s.source.key for s in self.streams
                  if s.state != "stopped" and now - s.heartbeat > STALL]
@@ -299,10 +308,31 @@ class Agent:
                   if not w.alive() or now - w.heartbeat > STALL * 2]
         if not self.core.alive() or now - self.core.heartbeat > STALL:
             stuck.append("core (the thread that writes the state file)")
+        return stuck
+
+    def healthy(self) -> bool:
+        """Every stream and worker loop turned recently: what the systemd watchdog is told.
+        A state file that cannot be written is not a reason for systemd to restart alertd
+        (a restart frees no disk); the core keeps turning and retries it."""
+        stuck = self.stuck()
         if stuck:
             log.error("not making progress: %s", ", ".join(stuck))
             return False
         return True
+
+    def problem(self) -> str | None:
+        """Why alertd is not fit to say it is alive, or None: a loop stuck, or a state file
+        that cannot be written (then nothing new can be detected or sent durably)."""
+        stuck = self.stuck()
+        if stuck:
+            return "not making progress: " + ", ".join(stuck)
+        return self.core.stalled
+
+    def _start_heartbeat(self) -> None:
+        spec = self.config.heartbeat
+        self.heartbeat = None if spec is None else Heartbeat(spec.url, spec.every, self.problem)
+        if self.heartbeat is not None:
+            self.heartbeat.start()
 
     def _pet_watchdog(self) -> None:
         self._last_watchdog = time.monotonic()

@@ -131,45 +131,8 @@ class Http:
     def get(self, url: str, params: dict[str, Any] | None = None,
             headers: dict[str, str] | None = None) -> Any:
         where = redact_url(url)
-        if self._cancelled:
-            raise RestError(f"GET {where}: stopping")
+        status, retry, body = self._call("GET", url, params, headers, None, where)
         host = _origin(url)
-        wait = self.pacer.slot(host) - self.pacer.clock()
-        if wait > self.timeout:
-            raise RestError(f"GET {where}: the host asked us to wait; not before "
-                            f"{wait:.0f} s from now", retry_after=wait)
-        if wait > 0 and self._cancel.wait(wait):
-            raise RestError(f"GET {where}: stopping")
-        expired = threading.Event()
-
-        def cut_late() -> None:
-            expired.set()
-            self._sockets.cut()
-
-        late = threading.Timer(self.timeout, cut_late)
-        late.daemon = True
-        late.start()
-        try:
-            for _ in range(MAX_REDIRECTS + 1):
-                with self._session.get(url, params=params, headers=headers,
-                                       timeout=self.timeout, stream=True,
-                                       allow_redirects=False) as reply:
-                    status = reply.status_code
-                    retry = reply.headers.get("Retry-After")
-                    moved = reply.headers.get("Location") if reply.is_redirect else None
-                    body = b"" if moved else reply.raw.read(MAX_REPLY + 1, decode_content=True)
-                if not moved:
-                    break
-                url, params = _same_origin(url, moved, where), None
-            else:
-                raise RestError(f"GET {where}: more than {MAX_REDIRECTS} redirects")
-        except (requests.RequestException, HTTPError, OSError) as exc:
-            if expired.is_set():
-                raise RestError(f"GET {where}: no whole reply within {self.timeout:g} s") \
-                    from None
-            raise RestError(f"GET {where}: {type(exc).__name__}") from None
-        finally:
-            late.cancel()
         if len(body) > MAX_REPLY:
             raise RestError(f"GET {where}: reply larger than {MAX_REPLY >> 20} MiB")
         if status >= 400:
@@ -185,6 +148,58 @@ class Http:
             raise RestError(f"GET {where}: {exc}") from None
         except (ValueError, RecursionError):
             raise RestError(f"GET {where}: the reply is not JSON") from None
+
+    def ping(self, url: str, body: str | None = None, where: str | None = None) -> int:
+        """GET `url`, or POST `body` to it as text; the HTTP status (for a push check, which
+        reads no reply). Bounded like `get`; errors name `where` (a push URL's path is its
+        secret, so the caller says what to show)."""
+        method = "GET" if body is None else "POST"
+        data = None if body is None else body.encode("utf-8")[:10_000]
+        status, _, _ = self._call(method, url, None, None, data, where or redact_url(url))
+        return status
+
+    def _call(self, method: str, url: str, params: dict[str, Any] | None,
+              headers: dict[str, str] | None, data: bytes | None,
+              where: str) -> tuple[int, str | None, bytes]:
+        """One call, paced per host, its redirects followed within the origin, cut off at
+        the deadline for the whole call: (status, Retry-After, body up to the bound)."""
+        if self._cancelled:
+            raise RestError(f"{method} {where}: stopping")
+        wait = self.pacer.slot(_origin(url)) - self.pacer.clock()
+        if wait > self.timeout:
+            raise RestError(f"{method} {where}: the host asked us to wait; not before "
+                            f"{wait:.0f} s from now", retry_after=wait)
+        if wait > 0 and self._cancel.wait(wait):
+            raise RestError(f"{method} {where}: stopping")
+        expired = threading.Event()
+
+        def cut_late() -> None:
+            expired.set()
+            self._sockets.cut()
+
+        late = threading.Timer(self.timeout, cut_late)
+        late.daemon = True
+        late.start()
+        try:
+            for _ in range(MAX_REDIRECTS + 1):
+                with self._session.request(method, url, params=params, headers=headers,
+                                           data=data, timeout=self.timeout, stream=True,
+                                           allow_redirects=False) as reply:
+                    status = reply.status_code
+                    retry = reply.headers.get("Retry-After")
+                    moved = reply.headers.get("Location") if reply.is_redirect else None
+                    body = b"" if moved else reply.raw.read(MAX_REPLY + 1, decode_content=True)
+                if not moved:
+                    return status, retry, body
+                url, params = _same_origin(url, moved, f"{method} {where}"), None
+            raise RestError(f"{method} {where}: more than {MAX_REDIRECTS} redirects")
+        except (requests.RequestException, HTTPError, OSError) as exc:
+            if expired.is_set():
+                raise RestError(f"{method} {where}: no whole reply within {self.timeout:g} s") \
+                    from None
+            raise RestError(f"{method} {where}: {type(exc).__name__}") from None
+        finally:
+            late.cancel()
 
     def cancel(self) -> None:
         """Cut the call in flight, and refuse new ones: alertd is stopping, and a slow REST
@@ -203,7 +218,7 @@ def _same_origin(url: str, location: str, where: str) -> str:
     target = urljoin(url, location)
     here, there = urlsplit(url), urlsplit(target)
     if (here.scheme, here.hostname, here.port) != (there.scheme, there.hostname, there.port):
-        raise RestError(f"GET {where}: redirected to another host "
+        raise RestError(f"{where}: redirected to another host "
                         f"({safe_text(there.scheme, 10)}://{safe_text(there.hostname, 80)}); "
                         "not followed, so the API key stays with the configured host")
     return target
