@@ -124,9 +124,12 @@ def _while_stopped(sim: Simulator, agent: Agent, consoles: dict[str, ConsoleNoti
                    pause: float) -> bool:
     """Stop alertd, let the exchange fill an order meanwhile, start again: the catch-up over
     REST before the first connect announces that fill once, and nothing seen before."""
-    say("\n* alertd stops. While it is down, DeltaDeFi fills 500 of a new order o-2 "
-        "(no socket hears it)")
+    say("\n* alertd stops. While it is down, DeltaDeFi fills 500 of a new ADAUSDM order o-2 "
+        "and 40 of a NIGHTUSDM order o-3 (no socket hears either)")
     sim.push_deltadefi(DEMO_KEY, dd_order("o-2", "partially_filled", [("x-3", "500")], "500"),
+                       live=False)
+    sim.push_deltadefi(DEMO_KEY, dd_order("o-3", "partially_filled", [("x-4", "40")], "40",
+                                          qty="100", price="0.052", symbol="NIGHTUSDM"),
                        live=False)
     time.sleep(pause)
     say("\n* alertd starts again with the same state file; before connecting it catches up "
@@ -134,14 +137,15 @@ def _while_stopped(sim: Simulator, agent: Agent, consoles: dict[str, ConsoleNoti
     before = {name: len(c.sent) for name, c in consoles.items()}
     agent.start()
     ready = sim.wait_ready(deltadefi_key(DEMO_KEY), connects=2)
-    arrived = sim.wait(lambda: any("500 @" in t for c in consoles.values() for t, _ in c.sent),
-                       10)
+    arrived = sim.wait(lambda: sum(("500 @" in t or "40 @" in t)
+                                   for c in consoles.values() for t, _ in c.sent) >= 2, 10)
     _drain(agent)
     time.sleep(pause)
     new = [t for name, c in consoles.items() for t, _ in c.sent[before[name]:]]
-    say("  (the missed fill arrived once, marked as missed while away; nothing seen before "
-        "the stop was announced again)")
-    return ready and arrived and new == ["buy ADAUSDM: 500 @ 0.93"]
+    say("  (each missed fill arrived once, read per trading pair and marked as missed while "
+        "away; nothing seen before the stop was announced again)")
+    return ready and arrived and sorted(new) == ["buy ADAUSDM: 500 @ 0.93",
+                                                 "buy NIGHTUSDM: 40 @ 0.052"]
 
 
 def _script(sim: Simulator, agent: Agent, pause: float) -> bool:

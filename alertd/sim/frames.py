@@ -19,8 +19,8 @@ def _at(at: float | None) -> float:
 
 
 def dd_order(order_id: str, status: str, records: list[tuple[str, str]], executed: str,
-             qty: str = "2000", price: str = "0.93", *, at: float | None = None
-             ) -> dict[str, Any]:
+             qty: str = "2000", price: str = "0.93", *, at: float | None = None,
+             symbol: str = "ADAUSDM") -> dict[str, Any]:
     """A DeltaDeFi order_info frame as the exchange documents it, its records stamped `at`."""
     now = _at(at)
     recs = [{"id": rid, "order_id": order_id, "execution_price": price, "filled_base_qty": q,
@@ -28,7 +28,7 @@ def dd_order(order_id: str, status: str, records: list[tuple[str, str]], execute
              "commission_unit": "ada", "role": "taker", "created_at": iso(None, now + i / 1000)}
             for i, (rid, q) in enumerate(records)]
     return {"type": "Account", "sub_type": "order_info", "order": {
-        "id": order_id, "account_id": "acc-1", "status": status, "symbol": "ADAUSDM",
+        "id": order_id, "account_id": "acc-1", "status": status, "symbol": symbol,
         "base_qty": qty, "quote_qty": str(Decimal(qty) * Decimal(price)), "side": "buy",
         "price": price, "type": "limit", "locked_base_qty": qty, "executed_base_qty": executed,
         "executed_quote_qty": "0", "executed_price": price, "commission_unit": "ada",

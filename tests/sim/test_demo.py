@@ -32,6 +32,8 @@ def test_demo_shows_fills_low_balance_and_league_change_and_exits_by_itself():
     assert "Traceback" not in proc.stderr
     stopped = out.index("alertd stops. While it is down")
     assert out.count("buy ADAUSDM: 500 @ 0.93") == 1 and out.index("500 @ 0.93") > stopped
+    assert out.count("ALERT -> trading: buy NIGHTUSDM: 40 @ 0.052") == 1  # the second pair
+    assert out.index("NIGHTUSDM: 40 @") > stopped
     assert "missed while away: yes" in out[stopped:]
     assert "missed while away: no" in out[:stopped]
 
