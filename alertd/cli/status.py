@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from alertd.cli.silence import line as silence_line
 from alertd.delivery.outbox import counts as outbox_counts
+from alertd.shaping.silence import active as active_silences
 from alertd.storage.lockfile import lock_holder
 
 
@@ -38,6 +40,7 @@ def report(state_path: Path, out: TextIO | None = None, now: float | None = None
             per_notifier = outbox_counts(db)
             drops = db.execute("SELECT source, reason, count, example FROM drops "
                                "ORDER BY source, reason").fetchall()
+            silenced = active_silences(db, now)
         finally:
             db.close()
     except sqlite3.Error as exc:
@@ -68,6 +71,11 @@ def report(state_path: Path, out: TextIO | None = None, now: float | None = None
     for source, reason, n, example in drops:
         print(f"  {source:<24} {reason:<15} {n:<8} e.g. {example}", file=out)
     if not drops:
+        print("  none", file=out)
+    print("silences (active; silenced: alerts held, never sent):", file=out)
+    for silence in silenced:
+        print(silence_line(silence, now), file=out)
+    if not silenced:
         print("  none", file=out)
     return 0
 

@@ -41,6 +41,10 @@ log = logging.getLogger("alertd")
 REPORTS_EVERY = 20
 """How often, in seconds, the schedule of reports is checked: a report is at most this late."""
 
+SILENCES_EVERY = 1.0
+"""How often, in seconds, silences are read again and their ends acted on: a level a silence
+held is said about this long after the silence ends."""
+
 Loader = Callable[[], tuple[Config, RuleSet, Mapping[str, Notifier]]]
 HEALTH_EVERY = 5.0
 EXIT_STATE_FILE = 75
@@ -111,6 +115,8 @@ class Agent:
         self._ticker.every(HEALTH_EVERY, lambda: self._job(self.save_health))
         self._ticker.every(HEALTH_EVERY, lambda: self._job(self._check_state_file))
         self._ticker.every(60, lambda: self._job(lambda: self.core.submit(self.pipeline.remind)))
+        self._silences_queued = threading.Event()
+        self._ticker.every(SILENCES_EVERY, lambda: self._job(self._queue_silences))
         self._ticker.every(REPORTS_EVERY, lambda: self._job(
             lambda: self.core.submit(self.pipeline.reports)))
         self._last_watchdog = 0.0
@@ -406,6 +412,18 @@ class Agent:
                             "is restarted by systemd (Restart=on-failure).")
         self.exit_code = EXIT_STATE_FILE
         self.request_stop()
+
+    def _queue_silences(self) -> None:
+        """`end_silences` for the core, unless the last one still waits there: a stalled or
+        flooded core must not find a second's worth of them queued per second."""
+        if self._silences_queued.is_set():
+            return
+        self._silences_queued.set()
+
+        def end_silences() -> None:
+            self._silences_queued.clear()
+            self.pipeline.end_silences()
+        self.core.submit(end_silences)
 
     def _prune(self) -> None:
         keys = frozenset(r.key for r in self.rules.rules)

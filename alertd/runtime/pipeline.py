@@ -28,6 +28,7 @@ from alertd.runtime.health import BURST_WINDOW, INVALID, BurstWatch, DropLog, Fa
 from alertd.shaping import fill_log, reports
 from alertd.shaping.fill_log import correct_fill, log_fill
 from alertd.shaping.group import Groups, combine_contained
+from alertd.shaping.silence import Silences
 from alertd.storage.store import FORGET_AFTER, Store, write_failure
 
 log = logging.getLogger("alertd")
@@ -55,6 +56,7 @@ class Pipeline:
         self.detector = Detector(store)
         self.watched = Watched(store)
         self.armed = Armed(store)
+        self.silences = Silences(store)
         self.validators = Validators()
         self.drops = DropLog()
         self.detector.on_history = lambda src, detail: self.drops.add(
@@ -164,8 +166,8 @@ class Pipeline:
         with self.store.transaction():
             for event in self.detector.last.all():
                 for alert in evaluate(event, added, self.armed):
-                    self._queue(alert)
-                    alerts.append(alert)
+                    if self._queue(alert, event):
+                        alerts.append(alert)
         self.alerts += len(alerts)
         return alerts
 
@@ -187,8 +189,8 @@ class Pipeline:
                         continue
                     alert = render(rule, event, (title, rule.message))
                     self.armed.disarm(rule.key, subject)
-                    self._queue(alert)
-                    alerts.append(alert)
+                    if self._queue(alert, event, "reminder"):
+                        alerts.append(alert)
         self.alerts += len(alerts)
         return alerts
 
@@ -250,7 +252,8 @@ class Pipeline:
             return (self.detector.book.prune(finished, now)
                     + self.outbox.prune(now - FORGET_AFTER)
                     + fill_log.prune(self.store, now - FORGET_AFTER)
-                    + self.armed.prune(rule_keys, now))
+                    + self.armed.prune(rule_keys, now)
+                    + self.silences.prune(now - FORGET_AFTER))
 
     def due_in(self) -> float | None:
         """Seconds until the core has work of its own: a commit or a group to release."""
@@ -314,12 +317,75 @@ class Pipeline:
             correct_fill(self.store, epoch(event.fields["time"]) or self.clock(), event.fields)
             return []
         alerts = evaluate(event, self.rules, self.armed)
-        for alert in alerts:
-            self._queue(alert)
+        # a rule's alert without fields is its resolved notice (evaluate renders no other)
+        return [a for a in alerts
+                if self._queue(a, event, "resolved" if a.fields is None else "alert")]
+
+    def end_silences(self) -> list[Alert]:
+        """Levels whose firing a silence held and that still hold now that it has ended (run
+        out, or `alertd silence expire`) are said now, once each; the others are forgotten.
+        Run every second on the core's timer, so a silence that ended while alertd was down
+        is seen at start."""
+        now = self.clock()
+        with self.store.lock:
+            self.silences.refresh(now)
+            ended = self.silences.ended(now)
+        alerts: list[Alert] = []
+        if not ended:
+            return alerts
+        with self.store.transaction():
+            for silence_id, name, rule_key, subject in ended:
+                self.silences.forget(rule_key, subject)
+                rule = self.rules.by_name.get(name)
+                event = self.detector.last.get(subject)
+                if rule is None or rule.key != rule_key or rule.when is None or event is None \
+                        or (rule.accounts is not None and event.account not in rule.accounts) \
+                        or not self.armed.is_disarmed(rule_key, subject) \
+                        or not rule.when(event.fields):
+                    continue
+                alert = render(rule, event)
+                self.armed.disarm(rule_key, subject)  # its reminders count from now
+                if self._queue(alert, event):
+                    self._unlogged.append(f"silence {silence_id} has ended and {name} still "
+                                          f"holds on {subject}: said now")
+                    alerts.append(alert)
+        self.alerts += len(alerts)
         return alerts
 
-    def _queue(self, alert: Alert) -> None:
-        """Into its group or the outbox; its log line waits for the commit (`_committed`)."""
+    def _silenced(self, alert: Alert, event: Event, role: str) -> bool:
+        """Whether a silence holds this alert (then it is counted on it and logged). A held
+        level firing is remembered: its resolved notice and reminders are held with it, and
+        `end_silences` says it if it still holds at the end. A resolved notice is held only
+        then, never by a silence itself: one whose firing was sent is sent, silence or not."""
+        rule = self.rules.by_name.get(alert.rule)
+        if rule is None or alert.rule == "alertd":
+            return False
+        held = self.silences.held(rule.key, event.subject) if role != "alert" else None
+        if role == "resolved":
+            if held is None:
+                return False
+            self.silences.forget(rule.key, event.subject)
+            silence_id = held
+        else:
+            silence = self.silences.match(alert, event.fields, self.clock())
+            firing = role == "alert" and rule.level and rule.when is not None
+            if silence is None and held is None:
+                if firing:
+                    self.silences.forget(rule.key, event.subject)  # said: nothing waits
+                return False
+            silence_id = held if held is not None else silence.id  # type: ignore[union-attr]
+            if firing:
+                self.silences.remember(silence_id, rule.name, rule.key, event.subject)
+        self.silences.count(silence_id)
+        self.silences.note(f"silenced {alert.rule} by silence {silence_id}: {alert.title}")
+        return True
+
+    def _queue(self, alert: Alert, event: Event | None = None, role: str = "alert") -> bool:
+        """Into its group or the outbox, unless a silence holds it (False); its log line waits
+        for the commit (`_committed`). `event` raised a rule's alert; `role`: `alert`, or the
+        rule's `resolved` notice or `reminder`."""
+        if event is not None and self._silenced(alert, event, role):
+            return False
         rule = self.rules.by_name.get(alert.rule) if alert.rule != "alertd" else None
         if rule is not None and alert.fields is not None and rule.group.wait > 0:
             self.groups.hold(alert, rule.group)
@@ -330,6 +396,7 @@ class Pipeline:
             self.messages += 1
         self._unlogged.append(f"alert {alert.rule} [{','.join(alert.notify)}] {alert.title}: "
                               f"{alert.body}")
+        return True
 
     def _abandoned(self) -> None:
         self._unlogged.clear()

@@ -78,6 +78,19 @@ def _streams(db: sqlite3.Connection) -> None:
                "SELECT source, updated FROM health) GROUP BY source")
 
 
+SILENCES = """
+CREATE TABLE silences (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, rule TEXT NOT NULL, account TEXT,
+    matchers TEXT NOT NULL, created REAL NOT NULL, expires REAL NOT NULL,
+    comment TEXT NOT NULL DEFAULT '', silenced INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX silences_expires ON silences (expires);
+CREATE TABLE silenced_levels (
+    rule_key TEXT NOT NULL, subject TEXT NOT NULL, rule TEXT NOT NULL, silence INTEGER NOT NULL,
+    PRIMARY KEY (rule_key, subject)) WITHOUT ROWID;
+"""
+"""`alertd silence`'s rows, and the level firings they held (see shaping/silence.py)."""
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     lambda db: _script(db, V1),                                             # 1
     _add_column("orders", "credit", "TEXT NOT NULL DEFAULT '0'"),           # 2 fill credits
@@ -88,6 +101,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
         "CREATE TABLE last_levels (subject TEXT PRIMARY KEY, kind TEXT NOT NULL, "
         "fields TEXT NOT NULL, updated REAL NOT NULL) WITHOUT ROWID"),
     _add_column("groups", "wait", "REAL NOT NULL DEFAULT 3600"),            # 7 clock steps
+    lambda db: _script(db, SILENCES),                                       # 8 silences
 )
 LATEST = len(MIGRATIONS)
 
