@@ -140,7 +140,16 @@ def _run_options() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `alertd test rules/ | head`: the reader left; so do we
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (no flush error at exit)
+        return 0
+
+
+def _main(argv: list[str]) -> int:
     parser = _parser()
     if argv in ([], ["-h"], ["--help"]):  # the commands, then the daemon's own options
         parser.print_help()
@@ -152,11 +161,4 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] not in COMMANDS:
         argv = ["run", *argv]
     args = parser.parse_args(argv)
-    try:
-        return COMMAND_FUNCTIONS.get(args.command, cmd_run)(args)
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # `alertd test rules/ | head`: the reader left; so do we
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (no flush error at exit)
-        return 0
-
+    return COMMAND_FUNCTIONS.get(args.command, cmd_run)(args)

@@ -50,3 +50,14 @@ def test_version_and_a_bare_alertd_that_shows_the_daemon_s_options(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
     assert "check" in out and "alertd [run] options:" in out and "--rules DIR" in out
+
+
+def test_help_into_a_reader_that_left_is_no_traceback():
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "alertd", "--help"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # `alertd --help | head -1`, with head gone before alertd writes
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and b"Traceback" not in err
