@@ -123,6 +123,9 @@ def check(state_path: Path, now: float | None = None, out: TextIO | None = None)
     behind = sorted(s for s, state, _ in health if state == "catch_up_failed")
     if behind:
         warning.append(f"catch-up failing: {', '.join(behind)}")
+    silent = sorted(s for s, state, _ in health if state == "silent")
+    if silent:
+        warning.append(f"streams connected but sending nothing: {', '.join(silent)}")
     if oldest is not None and now - oldest > PENDING_TOO_LONG:
         warning.append(f"an alert pending for {now - oldest:.0f} s")
     if dead:

@@ -34,6 +34,9 @@ class StreamProtocol(Protocol):
     pongs are handled here and only data frames reach the pipeline."""
 
     app_ping: bool
+    pushes_while_idle: bool
+    """The exchange promises data on this socket however quiet the account (a snapshot per
+    block, say): a socket answering only pings for long is then silent, not idle."""
     account: Account
     source: Any
     url: Any

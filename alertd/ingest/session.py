@@ -37,6 +37,10 @@ class StreamSettings:
     tick: float = 1.0
     catch_up_retry: float = 30.0
     reconcile_every: float = 120.0
+    silent_after: float = 60.0
+    """A socket whose exchange promises data while idle (`pushes_while_idle`) and that sent
+    none for this long, pongs aside, is reported silent and read over REST at once: SoDEX
+    pushes a snapshot each block and drops a socket it pushed nothing to for 60 s."""
     """While connected, the REST catch-up runs again this often (0: never), so a fill that a
     stream answering pings but sending nothing never said is still announced."""
 
@@ -74,7 +78,9 @@ class Session:
         """Sessions in a row that were ready but ended before `up_for` (flapping past 1)."""
         self._said_up = False
         """`connected` was the last word on the stream (a reconnect need not say it again)."""
-        self._opened = self._last_frame = self._last_sent = 0.0
+        self._opened = self._last_frame = self._last_sent = self._last_data = 0.0
+        self.silent_since: float | None = None
+        """When a socket promised to push began to send nothing but pongs (None: it sends)."""
         self._reports: list[tuple[str, str]] = []
 
     def take_reports(self) -> list[tuple[str, str]]:
@@ -129,11 +135,31 @@ class Session:
         self.state = "subscribing"
         self._opened = self._last_frame = self._last_sent = now
         self.answered = self.announced = False
+        self.silent_since = None
 
     def received(self) -> None:
         """Anything came back: a frame, an ack, a pong."""
         self.answered = True
         self._last_frame = self._clock()
+
+    def data(self) -> str | None:
+        """A data frame came (not an ack or a pong); if the socket was silent, what to say
+        now that it speaks again."""
+        self._last_data = self._clock()
+        if self.silent_since is None:
+            return None
+        gap, self.silent_since = self._last_data - self.silent_since, None
+        return f"{self.label} sends data again after {gap + self.settings.silent_after:.0f} s"
+
+    def fell_silent(self) -> str | None:
+        """Once per silent spell, while connected: why this socket counts as silent."""
+        now = self._clock()
+        if (self.silent_since is not None or self.state != "connected"
+                or now - max(self._last_data, self._opened) < self.settings.silent_after):
+            return None
+        self.silent_since = now
+        return (f"{self.label}: no data for {now - max(self._last_data, self._opened):.0f} s "
+                "although the exchange pushes every block; the socket answers pings only")
 
     def check_ready(self, subscribed: bool) -> bool:
         """True once, when the socket has answered and every subscription is acknowledged:

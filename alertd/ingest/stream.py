@@ -60,6 +60,9 @@ class Stream:
                                str(protocol.url), settings, clock=clock, rng=rng,
                                catch_up=catch_up is not None)
         self.connects = 0
+        self.catch_ups = 0
+        self.catch_up_failures = 0
+        """REST catch-ups (and reconciliations) begun, and those that failed: for metrics."""
         self.last_frame_wall: float | None = None
         self.heartbeat = clock()
         self._stopping = threading.Event()
@@ -80,6 +83,8 @@ class Stream:
             return "disconnected"
         if session.catch_up_failed and session.state == "connected":
             return "catch_up_failed"
+        if session.silent_since is not None and session.state == "connected":
+            return "silent"
         return session.state
 
     def start(self) -> None:
@@ -173,11 +178,13 @@ class Stream:
         since = started - WINDOW
         if reconcile and self._good_since is not None:
             since = max(since, self._good_since - RECONCILE_OVERLAP)
+        self.catch_ups += 1
         try:
             frames = self.catch_up.frames(self._http, since)
         except Exception as exc:
             if self._stopping.is_set():
                 return  # cut short by the stop: not a failure to tell anyone about
+            self.catch_up_failures += 1
             if isinstance(exc, PartialCatchUp) and exc.frames:
                 self.core.catch_up(src, exc.frames, started)  # keep what the others got
             if isinstance(exc, RestError):
@@ -271,6 +278,10 @@ class Stream:
                 self._run_catch_up()
             elif session.reconcile_due():
                 self._run_catch_up(reconcile=True)
+            if protocol.pushes_while_idle and (why := session.fell_silent()):
+                log.warning("%s; reading what it may have missed over REST", why)
+                if self.catch_up is not None:
+                    self._run_catch_up(reconcile=True)
             overdue = session.overdue()
             if overdue:
                 return overdue
@@ -306,5 +317,7 @@ class Stream:
                 self.core.drop(src, drop)
                 continue
             if not protocol.control(frame):
+                if (again := session.data()) is not None:
+                    log.info("%s", again)
                 self.core.frame(src, frame)
         return "stopping"

@@ -176,3 +176,41 @@ def test_a_stream_that_only_answers_pings_hides_no_fill_for_long(tmp_path, sim, 
             assert wait_for(lambda: "fill main r9 3 caught_up=yes" in sink.titles(), 15), \
                 sink.titles()
     assert sink.titles().count("fill main r9 3 caught_up=yes") == 1
+
+
+def test_a_sodex_stream_silent_beyond_its_promise_is_reported_and_read_over_rest(
+        tmp_path, sim, rules_dir, caplog):
+    """SoDEX pushes every block; a socket that answers pings but sends no data for
+    `silent_after` is reported `silent` (status, log) and read over REST at once, so the fill
+    made meanwhile is said without waiting for the paced reconciliation. DeltaDeFi promises
+    nothing while quiet, and its socket is never called silent."""
+    import dataclasses
+    import io
+    import logging
+
+    from alertd.cli.status import WARNING, check
+    from tests.conftest import FAST
+
+    caplog.set_level(logging.INFO, logger="alertd")
+    with HttpSink() as sink:
+        cfg = agent_config(tmp_path, sim, {"hook": sink.url}, markets="[spot]")
+        settings = dataclasses.replace(FAST, silent_after=1.5, reconcile_every=0,
+                                       idle_timeout=60)
+        with running(cfg, rules_dir, settings=settings) as agent:
+            spot = next(s for s in agent.streams if s.source.exchange == "sodex")
+            dd = next(s for s in agent.streams if s.source.exchange == "deltadefi")
+            assert sim.wait_ready(SPOT, channels=4)
+            sim.push_sodex(USER, "spot", "accountTrade", sx_trade(41, "0.2"), live=False)
+            assert wait_for(lambda: spot.state == "silent", 10)
+            caught = "fill desk vBTC_vUSDC:41 0.2 caught_up=yes"
+            assert wait_for(lambda: caught in sink.titles(), 10), sink.titles()
+            assert dd.state == "connected"
+            agent.save_health()
+            out = io.StringIO()
+            assert check(tmp_path / "state.db", out=out) == WARNING
+            assert "streams connected but sending nothing: desk/spot" in out.getvalue()
+            sim.push_sodex(USER, "spot", "accountTrade", sx_trade(42, "0.1"))
+            assert wait_for(lambda: spot.state == "connected", 10)
+    said = [r.getMessage() for r in caplog.records if "no data for" in r.getMessage()]
+    assert len(said) == 1 and "although the exchange pushes every block" in said[0]
+    assert any("sends data again" in r.getMessage() for r in caplog.records)

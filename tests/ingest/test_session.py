@@ -181,3 +181,30 @@ def test_a_server_closing_every_session_at_once_is_down_once_and_never_back(cloc
         clock.advance(min(delay, 1.0))
         s.waiting()
     assert [r[0] for r in s.take_reports()] == ["connected", "disconnected"]
+
+
+def test_a_socket_promised_to_push_that_sends_only_pongs_is_silent_once_then_speaks_again(
+        clock):
+    s = session(clock)
+    s.opened()
+    s.received()
+    s.check_ready(True)
+    s.data()
+    for _ in range(59):
+        clock.advance(1)
+        s.received()  # a pong
+        assert s.fell_silent() is None
+    clock.advance(1)
+    said = s.fell_silent()
+    assert said is not None and "no data for 60 s" in said and s.silent_since == clock.now
+    clock.advance(30)
+    assert s.fell_silent() is None  # once per silent spell
+    assert s.data() == "sodex account desk (spot) sends data again after 90 s"
+    assert s.silent_since is None and s.data() is None
+
+
+def test_only_a_connected_socket_can_fall_silent(clock):
+    s = session(clock)
+    s.opened()
+    clock.advance(100)
+    assert s.fell_silent() is None  # still subscribing: the ack timeout rules

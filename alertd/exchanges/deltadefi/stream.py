@@ -15,6 +15,10 @@ class DeltaDefiProtocol:
     """Connecting subscribes to everything; keep-alive is by WebSocket ping frames."""
 
     app_ping = False
+    pushes_while_idle = False
+    """Every account stream message is sent on a change (account-streams.md: balance "when
+    deposits, withdrawals, or trades occur", order_info "whenever an order status
+    changes"); nothing is promised while the account is quiet."""
 
     def __init__(self, account: Account) -> None:
         self.account = account

@@ -36,6 +36,11 @@ class SodexProtocol:
     a channel the exchange refuses is retried alone (`due`), and said once (`take_reports`)."""
 
     app_ping = True
+    pushes_while_idle = True
+    """`accountState` is "pushed on each block that is at least 0.5 seconds since the last
+    push" (sodex.com/documentation/api/websocket-v1 account-frontend-state.md; the TS SDK,
+    sodex-tech/sodex-ts-sdk@67c5527 src/ws/types.ts, throttles it to 0.5/1/3 s), and the
+    server itself drops a socket it has pushed nothing to for 60 s (websocket-v1.md)."""
 
     def __init__(self, account: Account, market: str, *,
                  rng: Callable[[], float] = random.random) -> None:
