@@ -17,6 +17,7 @@ from alertd.domain.observations import (
     nonzero,
     stamp,
 )
+from alertd.exchanges.deltadefi import assets
 
 STATUS = {
     "building": "pending", "processing": "pending", "open": "open", "closed": "filled",
@@ -61,23 +62,27 @@ def _dd_order(o: dict[str, Any], now: float) -> OrderObs:
              for r in o.get("order_execution_records") or ()]
     status = o["status"].lower()
     unit = o.get("commission_unit")
+    commission, unit = assets.fee(dec(o.get("commission")), unit if isinstance(unit, str)
+                                  and unit else None)
     return OrderObs(order_id=order_id, symbol=symbol, side=side, type=lower(o.get("type")),
                     status=STATUS.get(status, status), price=dec(o.get("price")),
                     qty=nonzero(o.get("base_qty")), filled_qty=dec(o.get("executed_base_qty")),
                     avg_price=nonzero(o.get("executed_price")), fills=fills, time=when[0],
                     executed_quote=nonzero(o.get("executed_quote_qty")),
-                    commission=dec(o.get("commission")),
-                    commission_unit=unit if isinstance(unit, str) and unit else None)
+                    commission=commission, commission_unit=unit)
 
 
 def _dd_record(r: dict[str, Any], order_id: str, symbol: str, side: str,
                when: tuple[str, float], now: float) -> FillObs:
     """One execution record; without its own plausible `created_at` it takes the order's."""
     at, ts = stamp(r["created_at"], now) if r.get("created_at") else when
+    unit = r.get("commission_unit")
+    fee, fee_asset = assets.fee(dec(r.get("commission")), unit if isinstance(unit, str)
+                                and unit else None)
     return FillObs(trade_id=str(r["id"]), order_id=order_id, symbol=symbol, side=side,
                    price=dec(r.get("execution_price")), qty=dec(r["filled_base_qty"]),
-                   quote_qty=dec(r.get("filled_quote_qty")), fee=dec(r.get("commission")),
-                   fee_asset=r.get("commission_unit"), role=lower(r.get("role")), time=at,
+                   quote_qty=dec(r.get("filled_quote_qty")), fee=fee,
+                   fee_asset=fee_asset, role=lower(r.get("role")), time=at,
                    ts=ts)
 
 

@@ -22,6 +22,7 @@ from alertd.common.redact import safe_text
 from alertd.domain.account import Account
 from alertd.domain.observations import epoch
 from alertd.exchanges.common import MAX_FILLS, Budget, PartialCatchUp
+from alertd.exchanges.deltadefi import assets
 from alertd.exchanges.deltadefi.account import rest_base
 from alertd.exchanges.deltadefi.normalise import dd_order_id
 from alertd.transport.http import Http, RestError
@@ -109,7 +110,9 @@ class DeltaDefiCatchUp:
         if self.pairs_at is not None and now - self.pairs_at < PAIRS_TTL:
             return self.pairs
         try:
-            pairs = trading_pairs(run.get(MARKET_CONFIG, auth=False))
+            config = run.get(MARKET_CONFIG, auth=False)
+            pairs = trading_pairs(config)
+            assets.learn(config)
         except _Stop:
             raise
         except RestError as exc:
