@@ -20,6 +20,7 @@ from alertd.common.expand import Expander
 from alertd.common.redact import register_notifier_url
 from alertd.common.yamlsrc import LDict, load_yaml, unknown_keys
 from alertd.config.heartbeat import HeartbeatSpec, heartbeat_spec
+from alertd.config.metrics import MetricsSpec, metrics_spec
 from alertd.delivery.ratelimit import Rate, RateError, parse_rate, service_rate
 from alertd.domain.account import Account
 from alertd.domain.quiet import Quiet, QuietError, parse_quiet
@@ -27,7 +28,7 @@ from alertd.exchanges import EXCHANGES
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TOP_KEYS = ("accounts", "notifiers", "state", "stream_down_after", "delivery_max_age",
-             "heartbeat")
+             "heartbeat", "metrics")
 MAX_ACCOUNTS = 100
 """Accounts in one config: each holds a socket or two and their threads for as long as it runs."""
 MAX_NOTIFIERS = 100
@@ -65,6 +66,7 @@ class Config:
     warnings: tuple[str, ...] = field(default=(), compare=False)
     state_line: int = field(default=1, compare=False)
     heartbeat: HeartbeatSpec | None = None
+    metrics: MetricsSpec | None = None
 
 
 def config_candidates(env: Mapping[str, str] | None = None) -> list[Path]:
@@ -117,13 +119,15 @@ def load_config(path: Path, env: Mapping[str, str] | None = None,
     down_after = _seconds(path, data, "stream_down_after", 120.0, problems)
     max_age = _seconds(path, data, "delivery_max_age", 86400.0, problems)
     heartbeat = heartbeat_spec(path, data, expand, problems)
+    metrics = metrics_spec(path, data, problems)
     if problems:
         raise LoadError(problems)
     return Config(path=path, accounts=tuple(accounts), notifiers=notifiers, state_path=state_path,
                   stream_down_after=down_after, delivery_max_age=max_age,
                   notifier_lines=notifier_lines, notifier_options=options,
                   warnings=_exposure(path, data),
-                  state_line=data.line_of("state"), heartbeat=heartbeat)
+                  state_line=data.line_of("state"), heartbeat=heartbeat,
+                  metrics=metrics)
 
 
 def _exposure(path: Path, data: LDict) -> tuple[str, ...]:

@@ -12,8 +12,10 @@ import logging
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
+from alertd.common.tally import Histogram
 from alertd.delivery.notify import DeliveryError, Notifier, OutcomeUnknown, TargetGone
 from alertd.delivery.outbox import Delivery, Outbox
 from alertd.delivery.ratelimit import Rate, Window, digest, plan
@@ -25,6 +27,10 @@ UNSURE_WAIT = 600.0
 """After a try whose outcome is unknown, the one retry waits this long: a slow service has
 answered or failed by then, and the trader reads at most one duplicate, not one a minute."""
 IDLE = 5.0
+DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+                    3600.0, 6 * 3600.0, 86400.0)
+"""Seconds from queued to delivered: a send takes well under a second, a retry minutes, a
+quiet night hours."""
 
 
 def retry_delay(attempts: int, rng: Callable[[], float] = random.random) -> float:
@@ -49,6 +55,10 @@ class DeliveryWorker:
         self.sent = 0
         self.failures = 0
         self.folded = 0
+        self.outcomes: Counter[str] = Counter()
+        """Outbox rows by what became of a try: sent (the message), folded (the others in
+        its digest), retry, dead; with `latency` (queued → delivered), for the metrics."""
+        self.latency = Histogram(DELIVERY_BUCKETS)
         self._windows: dict[str, Window] = {}
         self._after: DeliveryWorker | None = None
         self._wake = threading.Event()
@@ -169,6 +179,7 @@ class DeliveryWorker:
                 self.notifier.send(title, body, severity)
         except TargetGone as exc:
             self._mark(self.outbox.dead, ids, str(exc))
+            self.outcomes["dead"] += len(ids)
             log.warning("%s: %d alerts were for a URL since removed from the notifier; dropped",
                         name, len(ids))
             return
@@ -178,6 +189,7 @@ class DeliveryWorker:
             unknown = isinstance(exc, OutcomeUnknown)
             if unknown and first.unsure:
                 self._mark(self.outbox.dead, ids, str(exc))
+                self.outcomes["dead"] += len(ids)
                 log.error("%s: alert %d (%s) not sent again: twice the service took it without "
                           "answering, so it may have arrived (twice)", name, first.id,
                           first.rule)
@@ -187,6 +199,7 @@ class DeliveryWorker:
                 return
             if age >= self.max_age:
                 self._mark(self.outbox.dead, ids, str(exc))
+                self.outcomes["dead"] += len(ids)
                 log.error("%s: gave up on alert %d (%s)%s after %d tries over %.0f s: %s", name,
                           first.id, first.rule, f" and {len(ids) - 1} folded with it"
                           if len(ids) > 1 else "", first.attempts + 1, age, exc)
@@ -195,12 +208,17 @@ class DeliveryWorker:
                 return
             delay = max(UNSURE_WAIT, retry_delay(0)) if unknown else retry_delay(first.attempts)
             self._mark(self.outbox.retry_later, ids, str(exc), self.clock() + delay)
+            self.outcomes["retry"] += len(ids)
             log.warning("%s: could not deliver alert %d (%s), retrying in %.1f s: %s", name,
                         first.id, first.rule, delay, exc)
             return
-        window.note(self.clock())
+        window.note(now := self.clock())
         self._mark(self.outbox.delivered, ids)
         self.sent += 1
+        self.outcomes["sent"] += 1
+        self.outcomes["folded"] += len(items) - 1
+        for item in items:
+            self.latency.observe(now - item.created)
         if len(items) > 1:
             self.folded += len(items)
             log.info("%s: %d alerts sent as one digest (%s)", name, len(items),

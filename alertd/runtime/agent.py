@@ -13,6 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from alertd.common.errors import LoadError, Problem
 from alertd.common.redact import safe_text
@@ -36,6 +37,9 @@ from alertd.storage.lockfile import StateLocked
 from alertd.storage.schema import SchemaError
 from alertd.storage.store import StateWriteError, Store
 from alertd.transport.wsclient import connect as ws_connect
+
+if TYPE_CHECKING:
+    from alertd.runtime.metrics import MetricsServer
 
 log = logging.getLogger("alertd")
 REPORTS_EVERY = 20
@@ -121,6 +125,7 @@ class Agent:
             lambda: self.core.submit(self.pipeline.reports)))
         self._last_watchdog = 0.0
         self.heartbeat: Heartbeat | None = None
+        self.metrics: MetricsServer | None = None
 
     @property
     def rules(self) -> RuleSet:
@@ -150,6 +155,7 @@ class Agent:
         self._prune()
         self.core.start()
         self.core.submit(self.pipeline.reports)  # one missed while alertd was down: now
+        self._start_metrics()
         for worker in self.workers.values():
             worker.start()
         for stream in self.streams:
@@ -187,6 +193,8 @@ class Agent:
         self._stop.set()
         if self.heartbeat is not None:
             self.heartbeat.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         deadline = time.monotonic() + timeout
         self._stop_streams(self.streams, deadline)
         self.core.stop(max(0.1, deadline - time.monotonic()))
@@ -270,6 +278,8 @@ class Agent:
                                            reloading=True)
             self.workers = self._workers(notifiers)
             for name, worker in self.workers.items():
+                if name in old:  # its counts carry on: a metric never goes back
+                    worker.outcomes, worker.latency = old[name].outcomes, old[name].latency
                 if name in lingering:
                     worker.start_after(lingering[name])
                 else:
@@ -279,6 +289,8 @@ class Agent:
             if self.heartbeat is not None:
                 self.heartbeat.stop()
             self._start_heartbeat()
+        if config.metrics != old_config.metrics or self.metrics is None:
+            self._start_metrics()  # moved, or not serving (its port was taken): try again
         log.info("reloaded: %s, %d streams, notifiers: %s", rules.summary(), len(self.streams),
                  ", ".join(self.workers))
         return True
@@ -339,6 +351,17 @@ class Agent:
         self.heartbeat = None if spec is None else Heartbeat(spec.url, spec.every, self.problem)
         if self.heartbeat is not None:
             self.heartbeat.start()
+
+    def _start_metrics(self) -> None:
+        """Serve the metrics `metrics:` asks for (none if it is unset); prometheus_client is
+        imported only then, which saves its start-up time and memory otherwise."""
+        if self.metrics is not None:
+            self.metrics.stop()
+            self.metrics = None
+        if self.config.metrics is not None:
+            from alertd.runtime.metrics import MetricsServer
+            server = MetricsServer(self, self.config.metrics)
+            self.metrics = server if server.start() else None
 
     def _pet_watchdog(self) -> None:
         self._last_watchdog = time.monotonic()

@@ -17,10 +17,12 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from alertd.common.tally import Histogram
+from alertd.domain.alerts import Alert
 from alertd.domain.observations import Source
 from alertd.ingest.decode import Drop
 from alertd.runtime.pipeline import Pipeline
-from alertd.storage.store import StateWriteError, write_failure
+from alertd.storage.store import StateWriteError, Store, write_failure
 
 log = logging.getLogger("alertd")
 
@@ -29,6 +31,47 @@ QUEUE_FRAMES = 200
 IDLE_TICK = 1.0
 RETRY_WRITE = 5.0
 """While the state file cannot be written, how often the core tries again."""
+FRAME_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class FrameLatency:
+    """Seconds from a frame read off its socket to its alerts committed (a Participant of
+    the store: an alert counts once it is on disk, which may be after its frame returns)."""
+
+    def __init__(self, store: Store) -> None:
+        self.histogram = Histogram(FRAME_BUCKETS)
+        self._store = store
+        self._uncommitted: list[float] = []
+        store.participants.append(self)
+
+    def queued(self, received: float, alerts: int) -> None:
+        """A frame stamped `received` (monotonic) queued `alerts`; call on the core thread."""
+        if self._store.flush_due_in() is None:  # its transaction is committed already
+            for _ in range(alerts):
+                self.histogram.observe(time.monotonic() - received)
+        else:
+            self._uncommitted += [received] * alerts
+
+    def committed(self) -> None:
+        now = time.monotonic()
+        for received in self._uncommitted:
+            self.histogram.observe(now - received)
+        self._uncommitted.clear()
+
+    def abandoned(self) -> None:
+        self._uncommitted.clear()  # the core replays the frames, stamps and all
+
+    def began(self) -> None:
+        pass
+
+    def released(self) -> None:
+        pass
+
+    def rolled_back(self) -> None:
+        pass
+
+    def before_commit(self) -> None:
+        pass
 
 
 class Core:
@@ -47,12 +90,24 @@ class Core:
                                        Future[Any] | None] | None] = queue.Queue(QUEUE_FRAMES)
         self._thread = threading.Thread(target=self._run, name="core", daemon=True)
         self._stopped = threading.Event()
+        self.latency: FrameLatency | None = None
+        """Set by `time_frames` (metrics on); only then are frames stamped as they come."""
 
     def start(self) -> None:
         self._thread.start()
 
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    def depth(self) -> int:
+        """Items waiting for the core thread: frames, mostly; QUEUE_FRAMES when full."""
+        return self._queue.qsize()
+
+    def time_frames(self) -> Histogram:
+        """Stamp frames from now on, and return the histogram of their latency."""
+        if self.latency is None:
+            self.latency = FrameLatency(self.pipeline.store)
+        return self.latency.histogram
 
     # --- what socket threads and the agent call ---------------------------------------------
 
@@ -73,7 +128,16 @@ class Core:
         return future.result(timeout)
 
     def frame(self, src: Source, frame: dict[str, Any]) -> None:
-        self.submit(self.pipeline.frame, src, frame)
+        if self.latency is None:
+            self.submit(self.pipeline.frame, src, frame)
+        else:
+            self.submit(self._timed_frame, src, frame, time.monotonic())
+
+    def _timed_frame(self, src: Source, frame: dict[str, Any], received: float) -> list[Alert]:
+        alerts = self.pipeline.frame(src, frame)
+        if alerts and self.latency is not None:
+            self.latency.queued(received, len(alerts))
+        return alerts
 
     def drop(self, src: Source, drop: Drop) -> None:
         self.submit(self.pipeline.drop, src, drop)

@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -70,6 +71,10 @@ class Pipeline:
         self.clock = clock
         self.frames = 0
         self.alerts = 0
+        self.stream_frames: Counter[str] = Counter()
+        """Frames taken per stream (`Source.key`), for the metrics."""
+        self.rule_alerts: Counter[str] = Counter()
+        """Alerts queued per rule (not those a silence held), for the metrics."""
         self.messages = 0
         """Alerts queued for sending: rule alerts after grouping, notices, alertd's own."""
         self.recorder: Recorder | None = None
@@ -131,6 +136,7 @@ class Pipeline:
             self.faults.log(logging.DEBUG, exc, "%s: unreadable frame", src.key)
             return self.drop(src, Drop("unreadable", f"{type(exc).__name__}: {exc}"))
         self.frames += 1
+        self.stream_frames[src.key] += 1
         try:
             return self.observe(src, observations, snapshot, history_until, channel=key)
         except Exception as exc:  # a bug must cost one frame, never the stream
@@ -386,6 +392,7 @@ class Pipeline:
         rule's `resolved` notice or `reminder`."""
         if event is not None and self._silenced(alert, event, role):
             return False
+        self.rule_alerts[alert.rule] += 1
         rule = self.rules.by_name.get(alert.rule) if alert.rule != "alertd" else None
         if rule is not None and alert.fields is not None and rule.group.wait > 0:
             self.groups.hold(alert, rule.group)
