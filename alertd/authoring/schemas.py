@@ -134,7 +134,14 @@ def config_schema() -> dict[str, Any]:
                              "notifiers": {"type": "object", "minProperties": 1,
                                            "additionalProperties": notifier},
                              "state": {"type": "string"}, "stream_down_after": seconds,
-                             "delivery_max_age": seconds}}
+                             "delivery_max_age": seconds,
+                             "heartbeat": {"type": "object", "required": ["url"],
+                                           "additionalProperties": False,
+                                           "properties": {
+                                               "url": {"type": "string",
+                                                       "pattern": "^https?://"},
+                                               "every": {"type": ["string", "number"]}}},
+                             "metrics": {"type": ["string", "integer"]}}}
     assert set(schema["properties"]) == set(_TOP_KEYS)  # type: ignore[arg-type]
     return schema
 
