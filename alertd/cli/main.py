@@ -16,6 +16,8 @@ from alertd.cli.common import report_problems
 from alertd.cli.run import cmd_record, cmd_run
 from alertd.cli.silence import add_parser as silence_parser
 from alertd.cli.silence import cmd_silence
+from alertd.cli.sim import add_parser as sim_parser
+from alertd.cli.sim import cmd_sim
 from alertd.cli.tools import cmd_demo, cmd_explain, cmd_replay, cmd_schema, cmd_test
 from alertd.common.errors import LoadError
 from alertd.config.load import find_config, load_config
@@ -121,15 +123,17 @@ def _parser() -> argparse.ArgumentParser:
                       "alertd replay")
     demo.add_argument("-v", "--verbose", action="store_true", help="show the agent's log")
     silence_parser(sub)
+    sim_parser(sub)
     return parser
 
 
 COMMAND_FUNCTIONS: dict[str, Callable[[argparse.Namespace], int]] = {
     "check": cmd_check, "demo": cmd_demo, "status": cmd_status, "test": cmd_test,
     "explain": cmd_explain, "notify-test": cmd_notify_test, "schema": cmd_schema,
-    "record": cmd_record, "replay": cmd_replay, "run": cmd_run, "silence": cmd_silence}
+    "record": cmd_record, "replay": cmd_replay, "run": cmd_run, "silence": cmd_silence,
+    "sim": cmd_sim}
 COMMANDS = ("run", "check", "demo", "status", "test", "explain", "notify-test", "schema",
-            "record", "replay", "silence", "-h", "--help")
+            "record", "replay", "silence", "sim", "-h", "--help")
 
 
 def _run_options() -> str:

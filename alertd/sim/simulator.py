@@ -79,9 +79,12 @@ def sodex_key(user: str, market: str) -> str:
 class Simulator:
     """Start with `with Simulator() as sim:`; URLs are `sim.deltadefi_url` and `sim.sodex_url`."""
 
-    def __init__(self, valid_keys: set[str] | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(self, valid_keys: set[str] | None = None, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
         self.valid_keys = valid_keys
         self.host = host
+        self.requested_port = port
+        """Where to listen; 0 picks a free port (`port` says which, once started)."""
         self.received: list[tuple[str, Any]] = []
         self.connects: Counter[str] = Counter()
         self.handshakes: Counter[str] = Counter()
@@ -102,7 +105,8 @@ class Simulator:
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> Simulator:
-        self._server = serve(self._handle, self.host, 0, process_request=self._admit,
+        self._server = serve(self._handle, self.host, self.requested_port,
+                             process_request=self._admit,
                              max_size=None, compression=None)
         self._thread = threading.Thread(target=self._server.serve_forever, name="simulator",
                                         daemon=True)
