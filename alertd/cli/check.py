@@ -51,10 +51,17 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
     except LoadError as exc:
         return report_problems(exc)
 
+
+SCHEME_ONLY = ("notifier URLs were checked by scheme only; alertd loads each in Apprise when "
+               "it starts, and `alertd check --notifiers` loads each and sends it a test message")
+"""Said by `check` without `--notifiers`: loading Apprise to parse each URL's fields would
+more than double the time of checking 100 rules (0.15 s to 0.35 s) and its memory."""
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     as_json = args.format == "json"
     try:
-        config, rules, notifiers = load_all(args.config, args.rules)
+        config, rules, notifiers = load_all(args.config, args.rules, build=args.notifiers)
     except LoadError as exc:
         if as_json:
             print(json.dumps({"ok": False, "problems": [
@@ -65,17 +72,22 @@ def cmd_check(args: argparse.Namespace) -> int:
     from alertd.exchanges import EXCHANGES
 
     accounts = ", ".join(EXCHANGES[a.exchange].describe_account(a) for a in config.accounts)
-    unused = sorted(set(notifiers) - rules.notifiers_used())
+    names = list(config.notifiers)
+    unused = sorted(set(names) - rules.notifiers_used())
     summary = (f"{rules.summary()}; {len(config.accounts)} accounts: {accounts}; "
-               f"{len(notifiers)} notifiers: {', '.join(notifiers)}"
+               f"{len(names)} notifiers: {', '.join(names)}"
                + (f" (unused: {', '.join(unused)})" if unused else ""))
+    note = None if args.notifiers else SCHEME_ONLY
     if as_json:
         print(json.dumps({"ok": True, "summary": summary, "problems": [],
-                          "warnings": list(config.warnings)}, indent=2))
+                          "warnings": list(config.warnings), "notes": [note] if note else []},
+                         indent=2))
     else:
         for warning in config.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         print(f"ok: {summary}")
+        if note:
+            print(f"note: {note}")
     if args.notifiers:
         return probe(notifiers)
     return 0

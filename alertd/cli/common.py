@@ -84,13 +84,18 @@ def setup_logging(verbose: bool = False, level: int = logging.INFO,
     logging.getLogger("websocket").setLevel(logging.CRITICAL)
 
 
-def load_all(config_arg: str | None,
-             rules_dir: str) -> tuple[Config, RuleSet, dict[str, AppriseNotifier]]:
-    """Config, rules and notifiers, each reporting every problem it finds (no sending)."""
-    from alertd.delivery.notify import build_notifiers
+def load_all(config_arg: str | None, rules_dir: str,
+             build: bool = True) -> tuple[Config, RuleSet, dict[str, AppriseNotifier]]:
+    """Config, rules and notifiers, each reporting every problem it finds (no sending). With
+    `build` False (`alertd check`), the notifiers' URLs are checked by scheme and none is
+    built, since loading Apprise is most of the command's time and memory."""
+    from alertd.delivery.notify import build_notifiers, check_schemes
 
     config = load_config(find_config(config_arg))
     rules = load_rules(Path(rules_dir), config.notifiers, [a.name for a in config.accounts])
+    if not build:
+        check_schemes(config.notifiers, config.path, config.notifier_lines)
+        return config, rules, {}
     return config, rules, build_notifiers(config.notifiers, config.path, config.notifier_lines)
 
 def report_problems(exc: LoadError) -> int:

@@ -5,6 +5,10 @@ turned into a `RestError` whose text names no URL query and no key. The time bou
 whole call: requests' own timeout is per read, which a server dripping bytes never trips.
 Redirects are followed only within the origin called: requests strips `Authorization` on a
 cross-host redirect but not an exchange's own key header (`X-API-KEY`).
+
+requests and urllib3 are imported by the first `Http`, not with this module: the exchanges
+subclass `RestError` and name `Http`, and `alertd check` (which calls nothing) must not pay for
+them (~0.1 s and 15 MB).
 """
 
 from __future__ import annotations
@@ -12,22 +16,20 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import email.utils
+import functools
 import json
 import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
-
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import HTTPError
 
 from alertd.common.redact import redact_url, safe_text
 from alertd.domain.observations import AmountError, parse_amount, parse_constant, parse_whole
+
+if TYPE_CHECKING:
+    import requests
 
 MAX_REPLY = 8 << 20
 MAX_REDIRECTS = 3
@@ -78,53 +80,65 @@ class Pacer:
 PACER = Pacer()
 
 
-class _Sockets(HTTPAdapter):
-    """Keeps the session's sockets, so that a call past its deadline can be cut off."""
+@functools.cache
+def _sockets_adapter() -> type[Any]:
+    """The requests adapter class, built on first use so that importing this module imports
+    neither requests nor urllib3."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-    def __init__(self) -> None:
-        self.open: set[socket.socket] = set()
-        super().__init__()
+    class _Sockets(HTTPAdapter):
+        """Keeps the session's sockets, so that a call past its deadline can be cut off."""
 
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        track = self.track
+        def __init__(self) -> None:
+            self.open: set[socket.socket] = set()
+            super().__init__()
 
-        class Plain(HTTPConnection):
-            def connect(self) -> None:
-                super().connect()
-                track(self.sock)
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            track = self.track
 
-        class Secure(HTTPSConnection):
-            def connect(self) -> None:
-                super().connect()
-                track(self.sock)
+            class Plain(HTTPConnection):
+                def connect(self) -> None:
+                    super().connect()
+                    track(self.sock)
 
-        self.poolmanager.pool_classes_by_scheme = {
-            "http": type("Pool", (HTTPConnectionPool,), {"ConnectionCls": Plain}),
-            "https": type("SecurePool", (HTTPSConnectionPool,), {"ConnectionCls": Secure})}
+            class Secure(HTTPSConnection):
+                def connect(self) -> None:
+                    super().connect()
+                    track(self.sock)
 
-    def track(self, sock: socket.socket) -> None:
-        """Keep a new socket, forgetting the ones closed since (a keep-alive session makes a
-        new one after every close, and holding them all was a slow leak)."""
-        self.open = {s for s in self.open if s.fileno() != -1}
-        self.open.add(sock)
+            self.poolmanager.pool_classes_by_scheme = {
+                "http": type("Pool", (HTTPConnectionPool,), {"ConnectionCls": Plain}),
+                "https": type("SecurePool", (HTTPSConnectionPool,), {"ConnectionCls": Secure})}
 
-    def cut(self) -> None:
-        for sock in list(self.open):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        self.open.clear()
+        def track(self, sock: socket.socket) -> None:
+            """Keep a new socket, forgetting the ones closed since (a keep-alive session makes a
+            new one after every close, and holding them all was a slow leak)."""
+            self.open = {s for s in self.open if s.fileno() != -1}
+            self.open.add(sock)
+
+        def cut(self) -> None:
+            for sock in list(self.open):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            self.open.clear()
+
+    return _Sockets
 
 
 class Http:
     """One keep-alive session per account; `get` returns the parsed JSON body."""
 
     def __init__(self, timeout: float = 10.0, pacer: Pacer = PACER) -> None:
+        import requests
+
         self.timeout, self.pacer = timeout, pacer
         self._cancelled = False
         self._cancel = threading.Event()
-        self._session = requests.Session()
-        self._sockets = _Sockets()
+        self._session: requests.Session = requests.Session()
+        self._sockets = _sockets_adapter()()
         self._session.mount("http://", self._sockets)
         self._session.mount("https://", self._sockets)
 
@@ -163,6 +177,9 @@ class Http:
               where: str) -> tuple[int, str | None, bytes]:
         """One call, paced per host, its redirects followed within the origin, cut off at
         the deadline for the whole call: (status, Retry-After, body up to the bound)."""
+        import requests
+        from urllib3.exceptions import HTTPError
+
         if self._cancelled:
             raise RestError(f"{method} {where}: stopping")
         wait = self.pacer.slot(_origin(url)) - self.pacer.clock()

@@ -40,3 +40,18 @@ def test_url_that_loads_no_service_names_the_notifier_and_hides_secrets():
     text = str(err.value)
     assert text.startswith("alertd.yaml:12: notifier 'pager': URL #2")
     assert "hunter2" not in text
+
+
+def test_the_schemes_read_from_apprise_s_sources_are_schemes_apprise_knows():
+    """`alertd check` trusts this list instead of loading Apprise: an Apprise upgrade that
+    declares schemes differently must fail here, not let a typo through."""
+    import apprise
+
+    from alertd.delivery.notify import plugin_schemes
+
+    read = plugin_schemes()
+    assert {"json", "slack", "tgram", "mailto", "discord"} <= read
+    details = apprise.Apprise().details(show_disabled=True)["schemas"]
+    known = {scheme for plugin in details for key in ("protocols", "secure_protocols")
+             for scheme in plugin.get(key) or ()}
+    assert read <= known, sorted(read - known)
