@@ -62,19 +62,27 @@ class Pacer:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.interval, self.clock = 1.0 / per_second, clock
         self._next: dict[str, float] = {}
+        self._held: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def slot(self, host: str) -> float:
-        """When the next request to `host` may start (now or later); that slot is taken."""
+    def slot(self, host: str, within: float = float("inf")) -> tuple[float, bool]:
+        """When the next request to `host` may start (now or later), and whether the host
+        itself holds us back (`Retry-After`) rather than our own pace. The slot is taken only
+        if it is `within` seconds: a call refused for waiting too long books nothing, else a
+        storm of refused calls (200 accounts reconnecting) pushes every later slot away."""
         with self._lock:
             now = self.clock()
+            held = self._held.get(host, 0.0) > now
             at = max(now, self._next.get(host, now))
-            self._next[host] = at + self.interval
-            return at
+            if at - now <= within:
+                self._next[host] = at + self.interval
+            return at, held
 
     def hold(self, host: str, seconds: float) -> None:
         with self._lock:
-            self._next[host] = max(self._next.get(host, 0.0), self.clock() + seconds)
+            until = self.clock() + seconds
+            self._held[host] = max(self._held.get(host, 0.0), until)
+            self._next[host] = max(self._next.get(host, 0.0), until)
 
 
 PACER = Pacer()
@@ -182,10 +190,15 @@ class Http:
 
         if self._cancelled:
             raise RestError(f"{method} {where}: stopping")
-        wait = self.pacer.slot(_origin(url)) - self.pacer.clock()
-        if wait > self.timeout:
+        at, held = self.pacer.slot(_origin(url), within=self.timeout)
+        wait = at - self.pacer.clock()
+        if wait > self.timeout and held:
             raise RestError(f"{method} {where}: the host asked us to wait; not before "
                             f"{wait:.0f} s from now", retry_after=wait)
+        if wait > self.timeout:  # our own pace: retried at the usual delay, not after `wait`
+            raise RestError(f"{method} {where}: busy: requests to this host are paced at "
+                            f"{1 / self.pacer.interval:g}/s across all accounts and this "
+                            f"one would wait {wait:.0f} s")
         if wait > 0 and self._cancel.wait(wait):
             raise RestError(f"{method} {where}: stopping")
         expired = threading.Event()

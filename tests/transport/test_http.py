@@ -70,11 +70,27 @@ def test_requests_to_one_host_are_spaced_across_every_account():
 
     now = [100.0]
     pacer = Pacer(per_second=10, clock=lambda: now[0])
-    slots = [pacer.slot("https://api:") for _ in range(5)]  # five accounts at once
+    slots = [pacer.slot("https://api:")[0] for _ in range(5)]  # five accounts at once
     assert [round(s, 6) for s in slots] == [100.0, 100.1, 100.2, 100.3, 100.4]
-    assert pacer.slot("https://other:") == 100.0  # another host has its own pace
+    assert pacer.slot("https://other:") == (100.0, False)  # another host has its own pace
     now[0] = 200.0
-    assert pacer.slot("https://api:") == 200.0  # no debt carried over idle time
+    assert pacer.slot("https://api:") == (200.0, False)  # no debt carried over idle time
+
+
+def test_calls_refused_for_a_long_wait_book_no_slot_so_a_storm_cannot_run_away():
+    """200 accounts reconnecting at once: past the first 10 s of slots, calls are refused,
+    and each refusal used to book a slot, pushing every later call further away for good."""
+    from alertd.transport.http import Pacer
+
+    now = [100.0]
+    pacer = Pacer(per_second=10, clock=lambda: now[0])
+    booked = [pacer.slot("https://api:", within=10.0) for _ in range(1000)]
+    assert sum(at - 100.0 <= 10.0 for at, _ in booked) == 101
+    now[0] = 111.0  # the first hundred went out; the next call is not pushed past them
+    assert pacer.slot("https://api:", within=10.0) == (111.0, False)
+    pacer.hold("https://api:", 60)
+    at, held = pacer.slot("https://api:", within=10.0)
+    assert held and at == 171.0
 
 
 def test_a_429_holds_the_host_for_its_retry_after_and_says_so(servers):
