@@ -14,6 +14,7 @@ from typing import TextIO
 
 from alertd.cli.silence import line as silence_line
 from alertd.delivery.outbox import counts as outbox_counts
+from alertd.delivery.outbox import pending as outbox_pending
 from alertd.shaping.silence import active as active_silences
 from alertd.storage.lockfile import lock_holder
 
@@ -102,8 +103,7 @@ def check(state_path: Path, now: float | None = None, out: TextIO | None = None)
         db = sqlite3.connect(f"file:{state_path}?mode=ro", uri=True)
         try:
             health = db.execute("SELECT source, state, updated FROM health").fetchall()
-            oldest = db.execute("SELECT MIN(created) FROM outbox WHERE status='pending'"
-                                ).fetchone()[0]
+            oldest = min((at for _, at in outbox_pending(db).values()), default=None)
             dead = db.execute("SELECT COUNT(*) FROM outbox WHERE status='dead' AND done_at>?",
                               (now - 86400,)).fetchone()[0]
         finally:

@@ -162,6 +162,14 @@ def _ids(ids: int | Sequence[int]) -> list[int]:
     return [ids] if isinstance(ids, int) else list(ids)
 
 
+def pending(db: sqlite3.Connection) -> dict[str, tuple[int, float]]:
+    """Rows waiting per notifier, with when the oldest was raised, from any connection
+    (metrics and `alertd status --check` read it beside the core's writes)."""
+    rows = db.execute("SELECT notifier, COUNT(*), MIN(created) FROM outbox "
+                      "WHERE status='pending' GROUP BY notifier").fetchall()
+    return {notifier: (n, oldest) for notifier, n, oldest in rows}
+
+
 def counts(db: sqlite3.Connection) -> dict[str, dict[str, int]]:
     """Outbox counts per notifier and status, from any connection (`alertd status` reads)."""
     rows = db.execute("SELECT notifier, status, COUNT(*) FROM outbox "

@@ -25,6 +25,7 @@ from prometheus_client.utils import floatToGoString
 from alertd import __version__
 from alertd.common.tally import Histogram
 from alertd.config.metrics import MetricsSpec
+from alertd.delivery import outbox
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -121,15 +122,13 @@ class AgentCollector(Collector):
         try:
             db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=2)
             try:
-                rows = db.execute("SELECT notifier, COUNT(*), MIN(created) FROM outbox "
-                                  "WHERE status='pending' GROUP BY notifier").fetchall()
+                found = outbox.pending(db)
             finally:
                 db.close()
         except sqlite3.Error as exc:
             log.warning("metrics: could not read the outbox for a scrape: %s", exc)
             return
         now = self.agent.store.clock()
-        found = {name: (n, oldest) for name, n, oldest in rows}
         pending = GaugeMetricFamily("alertd_outbox_pending", "Alerts waiting to be sent, per "
                                     "notifier (one per URL)", labels=["notifier"])
         age = GaugeMetricFamily("alertd_outbox_oldest_pending_age_seconds", "Age of the oldest "

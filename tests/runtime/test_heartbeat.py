@@ -17,15 +17,8 @@ from alertd.sim.frames import sx_trade
 from alertd.sim.simulator import sodex_key
 from tests.conftest import USER, Clock, agent_config, build_agent, write
 from tests.sinks import HttpSink, wait_for
+from tests.system.test_faults import RULES  # noqa: F401  (rules_dir reads the module's RULES)
 
-RULES = """
-rules:
-  - name: fill
-    on: fill
-    notify: [hook]
-    group_wait: 0
-    title: "fill {trade_id}"
-"""
 UUID = "5f3a1c2e-9d1b-4e7a-8c44-1f0e2d3c4b5a"
 
 
