@@ -38,9 +38,11 @@ class SodexProtocol:
     app_ping = True
     pushes_while_idle = True
     """`accountState` is "pushed on each block that is at least 0.5 seconds since the last
-    push" (sodex.com/documentation/api/websocket-v1 account-frontend-state.md; the TS SDK,
-    sodex-tech/sodex-ts-sdk@67c5527 src/ws/types.ts, throttles it to 0.5/1/3 s), and the
-    server itself drops a socket it has pushed nothing to for 60 s (websocket-v1.md)."""
+    push" (SoDEX's API docs, websocket-v1 account-frontend-state.md; the TS SDK,
+    sodex-tech/sodex-ts-sdk@67c5527874b7 src/ws/types.ts, throttles it to 500/1000/3000 ms),
+    and the server drops a socket that was pushed nothing for 60 s (websocket-v1.md;
+    sodex-tech/sodex-go-sdk-public@682466a26ba4 references/websocket.md: "Connection drops
+    after 60s of silence"). The other account channels push only when something happens."""
 
     def __init__(self, account: Account, market: str, *,
                  rng: Callable[[], float] = random.random) -> None:
