@@ -1,14 +1,15 @@
-"""The one thread that owns the state: frames in from every socket, alerts durable within 5 ms.
+"""The owner of the state: frames in from every socket, alerts durable within 5 ms.
 
-Socket threads read and decode, then hand frames over a bounded queue; everything that reads
-or writes the state (detect, rules, outbox, health, housekeeping, reloads) runs here, one
-item at a time, so no lock is held across stages and no other thread touches the state file.
-The commit timer lives here too: an alert is on disk within ALERT_COMMIT whatever the sockets
-are doing, and a socket that errors out cannot leave alerts waiting.
+Everything that reads or writes the state (detect, rules, outbox, health, housekeeping,
+reloads) runs one item at a time under one owner lock, on one connection: a socket thread runs
+its own frames, the core thread everything else and the commit and group timers, so an alert
+is on disk within ALERT_COMMIT whatever the sockets are doing, and a socket that errors out
+cannot leave alerts waiting.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -31,6 +32,8 @@ QUEUE_FRAMES = 200
 IDLE_TICK = 1.0
 RETRY_WRITE = 5.0
 """While the state file cannot be written, how often the core tries again."""
+WAKE_SLACK = 0.001
+"""How much sooner than the core thread would look an item's commit must be due to wake it."""
 FRAME_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -75,7 +78,15 @@ class FrameLatency:
 
 
 class Core:
-    """Runs a Pipeline on its own thread; other threads `submit` work or `call` and wait."""
+    """Owns the state: one item at a time, under one owner lock, on one connection.
+
+    A socket thread runs its own frames under the lock (`frame`, `drop`, `catch_up`,
+    `stream_status`), in its socket's order, with no hand-off: handing each frame to another
+    thread cost more than the frame (both threads fight for the GIL on every SQLite call).
+    Everything else (`submit`, `call`: the agent, the workers' marks, housekeeping) and the
+    commit and group timers run on the core thread, under the same lock. While the state
+    cannot be written, socket items queue for the core thread, which replays them in order.
+    """
 
     def __init__(self, pipeline: Pipeline, *, retry_write: float = RETRY_WRITE,
                  on_stall: Callable[[str], None] | None = None,
@@ -88,6 +99,13 @@ class Core:
         self._held: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
         self._queue: queue.Queue[tuple[Callable[..., Any], tuple[Any, ...],
                                        Future[Any] | None] | None] = queue.Queue(QUEUE_FRAMES)
+        self._owner = threading.RLock()
+        self._waiting = 0
+        """Threads blocked on the owner lock; a socket thread that sees one lets it in."""
+        self._count = threading.Lock()
+        self._wakes_at = 0.0
+        """When the core thread's wait ends (monotonic), so an item that opens a
+        transaction due sooner wakes it."""
         self._thread = threading.Thread(target=self._run, name="core", daemon=True)
         self._stopped = threading.Event()
         self.latency: FrameLatency | None = None
@@ -100,8 +118,9 @@ class Core:
         return self._thread.is_alive()
 
     def depth(self) -> int:
-        """Items waiting for the core thread: frames, mostly; QUEUE_FRAMES when full."""
-        return self._queue.qsize()
+        """Items waiting for the state: queued for the core thread (QUEUE_FRAMES when full)
+        and socket threads waiting for the owner lock."""
+        return self._queue.qsize() + self._waiting
 
     def time_frames(self) -> Histogram:
         """Stamp frames from now on, and return the histogram of their latency."""
@@ -127,11 +146,13 @@ class Core:
         self._queue.put((fn, args, future))
         return future.result(timeout)
 
-    def frame(self, src: Source, frame: dict[str, Any]) -> None:
+    def frame(self, src: Source, frame: dict[str, Any], more: bool = False) -> None:
+        """A socket's frame, run on its thread; `more`: its socket holds the next frame
+        already, so alerts may wait for it to share their commit (ALERT_COMMIT at most)."""
         if self.latency is None:
-            self.submit(self.pipeline.frame, src, frame)
+            self._inline(self.pipeline.frame, (src, frame), more)
         else:
-            self.submit(self._timed_frame, src, frame, time.monotonic())
+            self._inline(self._timed_frame, (src, frame, time.monotonic()), more)
 
     def _timed_frame(self, src: Source, frame: dict[str, Any], received: float) -> list[Alert]:
         alerts = self.pipeline.frame(src, frame)
@@ -140,14 +161,14 @@ class Core:
         return alerts
 
     def drop(self, src: Source, drop: Drop) -> None:
-        self.submit(self.pipeline.drop, src, drop)
+        self._inline(self.pipeline.drop, (src, drop))
 
     def catch_up(self, src: Source, frames: list[Any], started: float) -> None:
-        """A REST catch-up's frames, taken in the core's order like any frame."""
-        self.submit(self.pipeline.catch_up, src, frames, started)
+        """A REST catch-up's frames, in order with its socket's frames."""
+        self._inline(self.pipeline.catch_up, (src, frames, started))
 
     def stream_status(self, src: Source, status: str, reason: str) -> None:
-        self.submit(self.pipeline.stream_status, src, status, reason)
+        self._inline(self.pipeline.stream_status, (src, status, reason))
 
     def stop(self, timeout: float = 10.0) -> None:
         """Process what is queued, commit, and end the thread."""
@@ -156,87 +177,173 @@ class Core:
             self._queue.put(None)
             self._thread.join(timeout)
 
+    # --- running items ------------------------------------------------------------------------
+
+    def _inline(self, fn: Callable[..., Any], args: tuple[Any, ...], more: bool = False) -> None:
+        if self._stopped.is_set():
+            return
+        if self.stalled is not None:
+            self._queue.put((fn, args, None))  # replayed in order once the state takes writes
+            return
+        self._acquire()
+        try:
+            if self.stalled is not None:
+                self._queue.put((fn, args, None))
+                return
+            self._execute(fn, args, None)
+            if self.stalled is None:
+                self._after(more)
+        finally:
+            self._owner.release()
+        if self._waiting:
+            time.sleep(0)  # let the thread the lock was released to take it
+
+    def _acquire(self) -> None:
+        if self._owner.acquire(blocking=False):
+            return
+        with self._count:
+            self._waiting += 1
+        try:
+            self._owner.acquire()
+        finally:
+            with self._count:
+                self._waiting -= 1
+
+    def _execute(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                 future: Future[Any] | None) -> None:
+        """Run one item, the owner lock held; a bug costs that item, a write failure stalls."""
+        if future is None:
+            self._held.append((fn, args))
+        try:
+            result = fn(*args)
+        except BaseException as exc:
+            if future is not None:
+                future.set_exception(exc)
+            if write_failure(exc):
+                self._begin_stall(str(exc))
+                return
+            if future is None:
+                self._held.pop()
+                self.pipeline.faults.log(
+                    logging.ERROR, exc, "core: %s failed; that item was dropped, the rest "
+                    "go on", getattr(fn, "__name__", fn))
+        else:
+            if future is not None:
+                future.set_result(result)
+
+    def _after(self, more: bool = False) -> None:
+        """Commit what is due (or, with alerts in it and nothing else waiting, at once), and
+        wake the core thread if the open transaction is due before it would look."""
+        self.heartbeat = now = time.monotonic()
+        store = self.pipeline.store
+        due = self.pipeline.due_in()
+        if due == 0.0 or (not more and store.alerts_pending() and not self._queue.qsize()
+                          and not self._waiting):
+            self._flush()
+        elif store.flush_due_in() is None:
+            self._held.clear()
+        elif due is not None and now + due + WAKE_SLACK < self._wakes_at and \
+                threading.current_thread() is not self._thread:
+            self._wakes_at = now
+            with contextlib.suppress(queue.Full):
+                self._queue.put_nowait((_nothing, (), None))
+
     # --- the thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
-        store = self.pipeline.store
         while True:
             self.heartbeat = time.monotonic()
-            due = self.pipeline.due_in()
+            self._acquire()
             try:
-                item = self._queue.get(timeout=IDLE_TICK if due is None else max(due, 0.0005))
+                due = self.pipeline.due_in()
+            finally:
+                self._owner.release()
+            wait = IDLE_TICK if due is None else max(due, 0.0005)
+            self._wakes_at = time.monotonic() + wait
+            try:
+                item = self._queue.get(timeout=wait)
             except queue.Empty:
-                self._flush()
+                self._acquire()
+                try:
+                    self._flush()
+                finally:
+                    self._owner.release()
+                self._run_stall()
                 continue
             if item is None:
                 break
-            fn, args, future = item
-            if future is None:
-                self._held.append((fn, args))
+            if item[0] is _nothing:
+                self._run_stall()
+                continue
+            self._acquire()
             try:
-                result = fn(*args)
-            except BaseException as exc:
-                if write_failure(exc):
-                    if future is not None:
-                        future.set_exception(exc)
-                    self._stall(str(exc))
-                    continue
-                if future is not None:
-                    future.set_exception(exc)
-                else:
-                    self._held.pop()
-                    self.pipeline.faults.log(
-                        logging.ERROR, exc, "core: %s failed; that item was dropped, the rest "
-                        "go on", getattr(fn, "__name__", fn))
-            else:
-                if future is not None:
-                    future.set_result(result)
-            if self.pipeline.due_in() == 0.0:
-                self._flush()
-            elif store.flush_due_in() is None:
-                self._held.clear()
-        self._flush()
+                self._execute(*item)
+                if self.stalled is None:
+                    self._after()
+            finally:
+                self._owner.release()
+            self._run_stall()
+        with self._owner:
+            self._flush()
 
     def _flush(self) -> None:
         try:
             self.pipeline.flush()
         except Exception as exc:
             if write_failure(exc):
-                self._stall(str(exc))
+                self._begin_stall(str(exc))
                 return
             self.pipeline.faults.log(logging.ERROR, exc, "core: committing the state failed; "
                                      "retrying at the next tick")
         else:
             self._held.clear()
 
-    def _stall(self, reason: str) -> None:
-        """The state file cannot be written: hold what was not committed, take nothing new,
-        and try again every `retry_write` until it can; then replay the held work."""
-        self.stalled = reason = f"the state file cannot be written: {reason}"
-        since = time.monotonic()
-        log.error("core: %s; %d frames held, streams paused until it can", reason,
-                  len(self._held))
+    def _begin_stall(self, reason: str) -> None:
+        """The state cannot be written: socket threads stop at once; the core thread waits
+        and replays (`_run_stall`), woken if it is asleep."""
+        if self.stalled is not None:
+            return
+        self.stalled = f"the state file cannot be written: {reason}"
+        if threading.current_thread() is not self._thread:
+            with contextlib.suppress(queue.Full):
+                self._queue.put_nowait((_nothing, (), None))
+
+    def _run_stall(self) -> None:
+        """Hold what was not committed, take nothing new, and try again every `retry_write`
+        until the state takes writes; then replay the held work (on the core thread)."""
+        if self.stalled is None:
+            return
+        reason, since = self.stalled, time.monotonic()
+        with self._owner:
+            held = len(self._held)
+        log.error("core: %s; %d frames held, streams paused until it can", reason, held)
         if self.on_stall is not None:
             self.on_stall(reason)
         while not self._stopped.wait(self.retry_write):
             self.heartbeat = time.monotonic()
-            try:
-                for fn, args in self._held:
-                    fn(*args)
-                self.pipeline.store.probe()
-            except Exception as exc:
-                if not write_failure(exc):
-                    log.exception("core: replaying held work failed")
-                self.pipeline.store.abandon()
-                continue
-            self._held.clear()
-            self.stalled = None
+            with self._owner:
+                try:
+                    for fn, args in self._held:
+                        fn(*args)
+                    self.pipeline.store.probe()
+                except Exception as exc:
+                    if not write_failure(exc):
+                        log.exception("core: replaying held work failed")
+                    self.pipeline.store.abandon()
+                    continue
+                self._held.clear()
+                self.stalled = None
             log.warning("core: the state file takes writes again after %.0f s; streams "
                         "resume and catch up", time.monotonic() - since)
             if self.on_resume is not None:
                 self.on_resume(reason, time.monotonic() - since)
             return
-        if self._held:
-            log.error("core: stopping with %d frames not written; the next start catches up "
-                      "over REST", len(self._held))
-        self._held.clear()
+        with self._owner:
+            if self._held:
+                log.error("core: stopping with %d frames not written; the next start catches "
+                          "up over REST", len(self._held))
+            self._held.clear()
+
+
+def _nothing() -> None:
+    """Queued only to wake the core thread."""

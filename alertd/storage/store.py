@@ -228,6 +228,10 @@ class Store:
         if self._alert_since is None:
             self._alert_since = time.monotonic()
 
+    def alerts_pending(self) -> bool:
+        """Whether the open transaction holds alerts no worker can see until it commits."""
+        return self._alert_since is not None
+
     def flush_due_in(self) -> float | None:
         """Seconds until the open transaction should be committed (None: nothing open)."""
         if self._open_since is None:

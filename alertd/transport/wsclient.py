@@ -58,6 +58,9 @@ class _ReadAhead:
         self._recv, self._buf, self._pos = recv, b"", 0
         self.deadline, self.limit = float("inf"), limit
 
+    def pending(self) -> bool:
+        return self._pos < len(self._buf)
+
     def __call__(self, bufsize: int) -> bytes:
         if self._pos >= len(self._buf):
             if time.monotonic() > self.deadline:
@@ -88,6 +91,10 @@ class Connection:
                                            f"the limit is {MAX_FRAME} bytes")
 
         buffer.recv_length = checked_length
+
+    def buffered(self) -> bool:
+        """Whether bytes of a next message are read already: the caller may wait for it."""
+        return self._reader.pending()
 
     def recv(self, timeout: float) -> bytes | None:
         """The next message's payload (b"" for a ping or pong), or None if nothing came in
