@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from alertd.common.bloom import Bloom
 from alertd.storage.store import FORGET_AFTER, Store
 
 ORDER_CACHE = 2_000
@@ -30,13 +31,24 @@ class OrderBook:
         self._dirty: dict[tuple[str, str], tuple[object, ...]] = {}
         self._undo: dict[tuple[str, str], tuple[object, object]] = {}
         self._new_fills: list[tuple[str, str]] = []
+        self._ever_orders, self._ever_fills = self._known()
         store.participants.append(self)
+
+    def _known(self) -> tuple[Bloom, Bloom]:
+        """Every order and fill id in the file, as filters read before it: an id never added
+        is certainly not there, so a new one costs no SELECT. Loaded once; from then on only
+        this book writes those tables (the core owns the state; a standby makes a new one)."""
+        db = self.store.db
+        return (Bloom(db.execute("SELECT source, order_id FROM orders")),
+                Bloom(db.execute("SELECT source, fill_id FROM fills")))
 
     def order(self, source: str, order_id: str) -> OrderState | None:
         """(status, order_qty, announced fill qty, credit) of a known order."""
-        cached = self._orders.get((source, order_id))
+        cached = self._orders.get(key := (source, order_id))
         if cached is not None:
             return cached
+        if key not in self._ever_orders:
+            return None
         row = self.store.db.execute("SELECT status, order_qty, announced, credit FROM orders "
                                     "WHERE source=? AND order_id=?", (source, order_id)).fetchone()
         if row is None:
@@ -47,6 +59,7 @@ class OrderBook:
     def put_order(self, source: str, order_id: str, state: OrderState) -> None:
         """Record an order's state; call inside a transaction (it is written at commit)."""
         key = (source, order_id)
+        self._ever_orders.add(key)
         if key not in self._undo:
             self._undo[key] = (self._orders.get(key), self._dirty.get(key))
         status, order_qty, announced, credit = state
@@ -62,6 +75,7 @@ class OrderBook:
             return True
         self._fills.add(key)
         self._new_fills.append(key)
+        self._ever_fills.add(key)
         cur = self.store.db.execute("INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?)",
                                     (source, fill_id, order_id, self.store.clock()))
         return cur.rowcount == 0
@@ -70,7 +84,7 @@ class OrderBook:
         """Which of the fills were seen before, without marking any: from the cache first,
         the file only for the rest (a DeltaDeFi frame restates every record of its order)."""
         known = {f for f in fill_ids if (source, f) in self._fills}
-        rest = [f for f in fill_ids if f not in known]
+        rest = [f for f in fill_ids if f not in known and (source, f) in self._ever_fills]
         for i in range(0, len(rest), 500):
             part = rest[i:i + 500]
             known.update(row[0] for row in self.store.db.execute(
@@ -96,6 +110,8 @@ class OrderBook:
             (cutoff,)).rowcount
         self._orders.clear()
         self._fills.clear()
+        if n:
+            self._ever_orders, self._ever_fills = self._known()
         return n
 
     # --- told by the store ---------------------------------------------------------------

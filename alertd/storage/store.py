@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from alertd.storage.lockfile import StateLocked, lock_holder, lock_state
 from alertd.storage.schema import migrate
@@ -80,6 +80,12 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         migrate(self.db)
+        self.raw = self.db
+        """The connection itself, for the store's own BEGIN, SAVEPOINT and COMMIT."""
+        self.db = cast(sqlite3.Connection, Guarded(self.raw, self._first_write))
+        """What the stages read and write through: a frame's savepoint opens at its first
+        write, so a frame that changes only memory (most) costs no SQL for it."""
+        self._savepoint = False
         self._depth = 0
         self._open_since: float | None = None
         self._wal = None if str(path) == ":memory:" else f"{path}-wal"
@@ -148,8 +154,8 @@ class Store:
         may already have rolled it back on a full disk); the frames are replayed later."""
         with self.lock:
             with contextlib.suppress(sqlite3.Error):
-                if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
+                if self.raw.in_transaction:
+                    self.raw.execute("ROLLBACK")
             self._open_since, self._depth = None, 0
             self._alert_id, self._alert_since, self._alert_notify = 0, None, set()
             for part in self.participants:
@@ -187,18 +193,18 @@ class Store:
                     self._depth -= 1
                 return
             if self._open_since is None:
-                self.db.execute("BEGIN IMMEDIATE")
+                self.raw.execute("BEGIN IMMEDIATE")
                 self._open_since = time.monotonic()
             for part in self.participants:
                 part.began()
-            self.db.execute("SAVEPOINT one")
+            self._savepoint = False
             marks = (self._alert_id, self._alert_since, set(self._alert_notify))
             self._depth = 1
             try:
                 yield
             except BaseException as exc:
                 self._depth = 0
-                if write_failure(exc) or not self.db.in_transaction:
+                if write_failure(exc) or not self.raw.in_transaction:
                     self.abandon()
                     if write_failure(exc):
                         raise StateWriteError(str(exc)) from None
@@ -206,7 +212,9 @@ class Store:
                 self._roll_back_one(marks)
                 raise
             self._depth = 0
-            self.db.execute("RELEASE one")
+            if self._savepoint:
+                self._savepoint = False
+                self.raw.execute("RELEASE one")
             for part in self.participants:
                 part.released()
             if not defer or self.flush_due_in() == 0.0:
@@ -214,12 +222,20 @@ class Store:
 
     def _roll_back_one(self, marks: tuple[int, float | None, set[str]]) -> None:
         try:
-            self.db.execute("ROLLBACK TO one")
-            self.db.execute("RELEASE one")
+            if self._savepoint:
+                self._savepoint = False
+                self.raw.execute("ROLLBACK TO one")
+                self.raw.execute("RELEASE one")
         finally:
             self._alert_id, self._alert_since, self._alert_notify = marks
             for part in self.participants:
                 part.rolled_back()
+
+    def _first_write(self) -> None:
+        """A use of the transaction writes for the first time: open its savepoint now."""
+        if self._depth and not self._savepoint:
+            self.raw.execute("SAVEPOINT one")
+            self._savepoint = True
 
     def note_alert(self, row_id: int, notifier: str) -> None:
         """An outbox row was written in the open transaction; it becomes visible at commit."""
@@ -255,7 +271,7 @@ class Store:
             try:
                 for part in self.participants:
                     part.before_commit()
-                self.db.execute("COMMIT")
+                self.raw.execute("COMMIT")
             except sqlite3.Error as exc:
                 self.abandon()
                 raise StateWriteError(str(exc)) from None
@@ -281,3 +297,33 @@ class Store:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+class Guarded:
+    """A connection that calls `on_write` before any statement that changes rows (the
+    Store opens the frame's savepoint there); everything else is the connection's own."""
+
+    __slots__ = ("_db", "_on_write")
+
+    def __init__(self, db: Any, on_write: Callable[[], None]) -> None:
+        self._db, self._on_write = db, on_write
+
+    def execute(self, sql: str, args: Any = ()) -> Any:
+        if sql.lstrip()[:7].upper().startswith(WRITES):
+            self._on_write()
+        return self._db.execute(sql, args)
+
+    def executemany(self, sql: str, rows: Any) -> Any:
+        if sql.lstrip()[:7].upper().startswith(WRITES):
+            self._on_write()
+        return self._db.executemany(sql, rows)
+
+    def executescript(self, sql: str) -> Any:
+        self._on_write()
+        return self._db.executescript(sql)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
