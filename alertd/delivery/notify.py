@@ -4,9 +4,10 @@ A notifier is a name bound to one or more Apprise URLs. URLs that load no servic
 at start-up (Apprise itself only logs them), and over-long texts are cut to what the service
 accepts, with a marker, instead of being rejected by it.
 
-apprise is imported when a notifier is built, not with this module: loading it and its ~190
-plugins is most of a command's start-up, so `alertd check` checks URLs by scheme against the
-installed plugins' sources instead (`check_schemes`).
+apprise is imported when a notifier is built, not with this module, and then only with the
+plugins the notifiers' URLs name (`load_plugins`): loading all ~190 is most of a command's
+start-up and a third of the daemon's memory; `alertd check` checks URLs by scheme against
+the installed plugins' sources without loading any (`check_schemes`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import importlib.util
 import logging
 import os
 import re
+import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
@@ -177,6 +179,7 @@ def build_notifiers(notifiers: Mapping[str, tuple[str, ...]], config_path: Path 
                                  storage_mode="memory")
     problems: list[Problem] = []
     out: dict[str, AppriseNotifier] = {}
+    load_plugins(url for urls in notifiers.values() for url in urls)
     for name, urls in notifiers.items():
         line = (lines or {}).get(name, 1)
         services: dict[str, apprise.Apprise] = {}
@@ -212,34 +215,66 @@ _DECLARED = re.compile(rb"protocol[ \t]*=[ \t]*(\([^)]*\)|[^\n#]+)")
 _QUOTED = re.compile(rb"[\"']([a-z0-9]{1,32})[\"']", re.IGNORECASE)
 
 
-def _plugin_sources() -> Iterator[str]:
+def _plugin_sources() -> Iterator[tuple[str, str]]:
+    """(module name under apprise.plugins, source file) of every installed plugin."""
     spec = importlib.util.find_spec("apprise")
     if spec is None or not spec.submodule_search_locations:
         return
     root = os.path.join(next(iter(spec.submodule_search_locations)), "plugins")
     with os.scandir(root) as entries:
         for entry in entries:
+            if entry.name.startswith("_"):
+                continue
             if entry.name.endswith(".py"):
-                yield entry.path
-            elif entry.is_dir() and not entry.name.startswith("_"):
+                yield entry.name[:-3], entry.path
+            elif entry.is_dir():
                 with os.scandir(entry.path) as inner:
-                    yield from (f.path for f in inner if f.name.endswith(".py"))
+                    yield from ((entry.name, f.path) for f in inner if f.name.endswith(".py"))
 
 
 @functools.cache
-def plugin_schemes() -> frozenset[str]:
-    """The schemes the installed Apprise plugins declare as literal `protocol` and
-    `secure_protocol` class attributes, read from their source without importing them (~5 ms
-    against ~0.3 s for Apprise's plugin load). A scheme it misses is only slower to check."""
-    found: set[str] = set()
-    for path in _plugin_sources():
+def plugin_modules() -> dict[str, str]:
+    """Scheme -> the plugin module declaring it as a literal `protocol` or `secure_protocol`
+    class attribute, read from the sources without importing them (~5 ms against ~0.3 s and
+    ~20 MB for Apprise's load of every plugin). A scheme it misses costs the full load."""
+    found: dict[str, str] = {}
+    for module, path in _plugin_sources():
         with open(path, "rb") as file:
             text = file.read()
         for match in _DECLARED.finditer(text):
             start = match.start()
             if text[text.rfind(b"\n", 0, start) + 1:start].strip() in (b"", b"secure_"):
-                found.update(s.decode().lower() for s in _QUOTED.findall(match.group(1)))
-    return frozenset(found)
+                for scheme in _QUOTED.findall(match.group(1)):
+                    found.setdefault(scheme.decode().lower(), module)
+    return found
+
+
+def plugin_schemes() -> frozenset[str]:
+    """The schemes the installed plugins declare literally (`plugin_modules`)."""
+    return frozenset(plugin_modules())
+
+
+def load_plugins(urls: Iterable[str]) -> None:
+    """Have Apprise import only the plugins these URLs' schemes name, through its own
+    `load_modules(path, name)` given a folder of just those names; a URL with any other
+    scheme (a service's native https:// webhook) gets Apprise's load of every plugin."""
+    from apprise.manager_plugins import NotificationManager
+
+    manager = NotificationManager()
+    modules = plugin_modules()
+    schemes = [m.group(1).lower() if (m := _SCHEME.match(url)) else "" for url in urls]
+    if not all(s in modules for s in schemes):
+        manager.load_modules()
+        return
+    if manager:  # something is loaded: `in` asks without loading the rest
+        schemes = [s for s in schemes if s not in manager]
+    wanted = {modules[s] for s in schemes}
+    if not wanted:
+        return
+    with tempfile.TemporaryDirectory(prefix="alertd-plugins-") as names:
+        for module in wanted:
+            Path(names, module).touch()
+        manager.load_modules(path=names, name=NotificationManager.module_name_prefix)
 
 
 def check_schemes(notifiers: Mapping[str, tuple[str, ...]], config_path: Path | str,

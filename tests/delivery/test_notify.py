@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from alertd.common.errors import LoadError
@@ -55,3 +57,31 @@ def test_the_schemes_read_from_apprise_s_sources_are_schemes_apprise_knows():
     known = {scheme for plugin in details for key in ("protocols", "secure_protocols")
              for scheme in plugin.get(key) or ()}
     assert read <= known, sorted(read - known)
+
+
+LOAD_ONLY = """
+import json, sys
+from apprise.manager_plugins import NotificationManager
+from alertd.delivery.notify import build_notifiers
+manager = NotificationManager()
+build_notifiers({"hook": ("json://127.0.0.1:9/", "mailto://trader:pw@example.com")}, "a.yaml")
+first = len(manager)
+build_notifiers({"chat": ("tgram://123456789:abcdefg_hijklmnop/12315544/",)}, "a.yaml")
+second = len(manager)
+build_notifiers({"slack": ("https://hooks.slack.com/services/T1JJ3T3L2/A1BRTD4JD/TIiajkdnl",)},
+                "a.yaml")
+print(json.dumps([first, second, len(manager)]))
+"""
+
+
+def test_only_the_plugins_the_urls_name_are_loaded_until_a_native_url_needs_them_all():
+    """Every plugin is ~20 MB of the daemon's memory (issue 19); a native https:// webhook
+    can only be matched by asking every plugin, so it loads them all."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", LOAD_ONLY], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    first, second, everything = json.loads(out)
+    assert (first, second) == (2, 3)
+    assert everything > 100
