@@ -9,12 +9,15 @@ import tracemalloc
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alertd.delivery.worker import RETRY_MAX, retry_delay
 from alertd.domain.observations import (
     AmountError,
     Drop,
     Source,
+    bounded,
     dec,
     nonzero,
     parse_amount,
@@ -144,3 +147,22 @@ def test_retry_delay_after_two_thousand_attempts_is_the_cap_with_its_jitter():
     assert retry_delay(2000, rng=lambda: 0.5) == RETRY_MAX
     assert retry_delay(2000, rng=lambda: 0.0) == RETRY_MAX / 2
     assert retry_delay(2000, rng=lambda: 1.0) == RETRY_MAX * 1.5
+
+
+_NUMERALS = st.from_regex(r"\A\s?-?[0-9]{0,45}(\.[0-9]{0,45})?([eE][-+]?[0-9]{1,3})?\s?\Z")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_NUMERALS, st.sampled_from(["NaN", "sNaN", "-Infinity", "inf", "1_0", "."])))
+def test_the_short_numeral_fast_path_bounds_exactly_as_the_full_check(text):
+    """parse_amount skips `bounded` for short numerals without an exponent (issue 19); any
+    text it accepts must be one the full check accepts, and the same value."""
+    try:
+        full = bounded(Decimal(text), text)
+    except (ArithmeticError, AmountError):
+        full = None
+    try:
+        fast = parse_amount(text)
+    except AmountError:
+        fast = None
+    assert fast == full or (fast is None and full is None)
