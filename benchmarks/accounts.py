@@ -10,9 +10,15 @@ read from /proc), then:
 2. idle: CPU % over `--idle` seconds with nothing pushed (pings, pongs, housekeeping);
 3. rate: one fill per account every `--fill-every` seconds for `--rate-window` seconds; frames
    pushed per second, alerts that reached the webhook, CPU %;
-4. cut: every socket cut at once (no close frame, as a network failure); time until every
-   stream is subscribed again, REST calls served and the busiest second, new alerts (must be
-   0: the catch-ups restate fills already alerted).
+4. cut: every socket cut at once (no close frame, as a network failure), one fill per
+   account made while cut (only a catch-up can find it); time until every stream is
+   subscribed again, what `alertd status` shows then (catch-ups still waiting their turn are
+   `catch_up_queued`), time until every missed fill is alerted (recovered), REST calls served
+   and the busiest second, new alerts beyond those (must be 0: the catch-ups restate fills
+   already alerted).
+
+The simulator pushes nothing per block, so a SoDEX socket idle for 60 s counts as silent and
+is read over REST once (real SoDEX pushes every block): part of the idle REST figure.
 
 config/load.py refuses more than MAX_ACCOUNTS (100) accounts in a file; above that the child
 is started as `python -c` with the limit lifted in the process (`--no-lift` refuses instead),
@@ -289,6 +295,9 @@ def phases(sim: Simulator, sink: Sink, rest: Rest, reader: Proc,
     row["recover_up"] = f"{up}/{len(want)}"
     row["recover_rest"] = rest.count() - rest_before
     row["recover_rest_peak"] = rest.busiest_second(cut)
+    if took is not None:
+        states = status_states(alertd, state)
+        row["recover_status"] = ", ".join(f"{n} {s}" for s, n in states.most_common())
     deadline = cut + args.catch_up_wait
     while sink.posts - posts_before < len(accounts) and time.monotonic() < deadline:
         rest.mark()
@@ -297,6 +306,7 @@ def phases(sim: Simulator, sink: Sink, rest: Rest, reader: Proc,
     row["cut_alerted"] = sink.posts - posts_before
     row["cut_alerted_s"] = time.monotonic() - cut
     row["cut_rest"] = rest.count() - rest_before
+    row["cut_rest_peak"] = rest.busiest_second(cut)
     time.sleep(3)  # catch-ups that restate fills already alerted: none may alert again
     row["cut_extra_alerts"] = sink.posts - posts_before - len(accounts)
     row["max_threads"] = reader.max_threads
@@ -384,11 +394,12 @@ def table(rows: list[dict[str, Any]]) -> str:
          f"{r.get('rate_alerts', '?')}/{r.get('rate_pushed', '?')} alerted")
     line("every socket cut: all back", lambda r: f"{fmt(r.get('recover_s'), '.1f')} s "
          f"({r.get('recover_up', '?')})")
+    line("  `alertd status` then", lambda r: str(r.get("recover_status", "?")))
     line("  REST calls in recovery", lambda r: f"{r.get('recover_rest', '?')} "
          f"(busiest second {r.get('recover_rest_peak', '?')})")
     line("  fills made while cut, alerted", lambda r: f"{r.get('cut_alerted', '?')}/"
          f"{r.get('cut_fills', '?')} after {fmt(r.get('cut_alerted_s'), '.0f')} s "
-         f"({r.get('cut_rest', '?')} REST calls)")
+         f"({r.get('cut_rest', '?')} REST calls, busiest second {r.get('cut_rest_peak')})")
     line("  alerts beyond those (repeats)", lambda r: str(max(0, r.get("cut_extra_alerts", 0))))
     line("log WARNING / ERROR lines", lambda r: f"{r.get('log_warnings')} / "
          f"{r.get('log_errors')}")
@@ -404,9 +415,10 @@ def main() -> None:
     parser.add_argument("--rate-window", type=float, default=30.0, help="fill window, s")
     parser.add_argument("--fill-every", type=float, default=10.0,
                         help="seconds between two fills of one account")
-    parser.add_argument("--timeout", type=float, default=120.0,
-                        help="bound on each wait for the streams, s")
-    parser.add_argument("--catch-up-wait", type=float, default=60.0,
+    parser.add_argument("--timeout", type=float, default=240.0,
+                        help="bound on each wait for the streams, s (the first catch-ups come "
+                        "before the sockets, ~0.45 s per SoDEX account at 10 calls/s)")
+    parser.add_argument("--catch-up-wait", type=float, default=240.0,
                         help="after the cut, how long fills made meanwhile may take, s")
     parser.add_argument("--no-lift", action="store_true",
                         help=f"refuse sizes over MAX_ACCOUNTS ({MAX_ACCOUNTS})")

@@ -96,8 +96,22 @@ class Session:
         return self.catch_up and (self.catch_up_due is None
                                   or self._clock() >= self.catch_up_due)
 
+    def may_defer(self) -> bool:
+        """Whether the catch-up before this connect may wait for its turn in the REST line
+        with the socket up, run like a retry when it comes: only once one has succeeded.
+        Before that the stream has no baseline, and a live frame first would make it watched,
+        so that the catch-up after it took the account's last day of fills for news."""
+        return self.caught_up_at is not None
+
+    def deferred(self) -> None:
+        """The catch-up before this connect waits for its turn: it is due from now on, and
+        runs with the socket up when the turn comes (`catch_up_retry_due`)."""
+        if self.catch_up_due is None:
+            self.catch_up_due = self._clock()
+
     def catch_up_retry_due(self) -> bool:
-        """With the socket up, only a catch-up that failed is tried again, when it is due."""
+        """With the socket up, a catch-up that failed is tried again when it is due, and one
+        deferred for its turn (`deferred`) is due at once."""
         return (self.catch_up and self.catch_up_due is not None
                 and self._clock() >= self.catch_up_due)
 

@@ -20,7 +20,7 @@ from alertd.exchanges.common import PartialCatchUp
 from alertd.ingest.decode import Drop, decode
 from alertd.ingest.session import Session, StreamSettings
 from alertd.transport import wsclient
-from alertd.transport.http import Http, RestError
+from alertd.transport.http import LINE, Http, Line, RestError, Ticket, origin
 
 __all__ = ["Stream", "StreamSettings"]
 
@@ -29,6 +29,11 @@ log = logging.getLogger("alertd.stream")
 RECONCILE_OVERLAP = 600.0
 """A reconciliation reads back this far before the last good catch-up: a record stamped a
 little late (the exchange's clock, a slow commit on its side) is not missed."""
+
+QUEUED_TICK = 0.25
+"""How often a connected stream whose catch-up after a gap waits in line asks for its turn
+(else every tick, 1 s: a reconciliation's turn may idle that long, and 400 streams waiting
+for theirs do not wake 1,600 times a second)."""
 
 Connect = Callable[..., wsclient.Connection]
 
@@ -50,9 +55,14 @@ class Stream:
     def __init__(self, protocol: StreamProtocol, core: Core, settings: StreamSettings, *,
                  connect: Connect = wsclient.connect, rng: Callable[[], float] = random.random,
                  clock: Callable[[], float] = time.monotonic,
-                 catch_up: CatchUp | None = None) -> None:
+                 catch_up: CatchUp | None = None, line: Line = LINE) -> None:
         self.protocol, self.core, self.settings = protocol, core, settings
         self.catch_up = catch_up
+        self._line = line
+        base = getattr(catch_up, "base", None)
+        self._rest_host = origin(base if isinstance(base, str) else str(protocol.url))
+        self._ticket: Ticket | None = None
+        """This stream's place in its REST host's line, while a catch-up waits or runs."""
         self._http = Http(timeout=min(10.0, settings.connect_timeout)) if catch_up else None
         self._connect, self._clock = connect, clock
         self.source = src = protocol.source
@@ -68,21 +78,26 @@ class Stream:
         self._stopping = threading.Event()
         self._conn: wsclient.Connection | None = None
         self._bugs_said: set[str] = set()
+        """Kinds of unreadable catch-up reply already logged with their traceback."""
         self._good_since: float | None = None
         """When the last catch-up that succeeded began (wall clock, as the REST API's)."""
-        """Kinds of unreadable catch-up reply already logged with their traceback."""
         self._thread = threading.Thread(target=self._guarded, name=f"stream-{src.key}",
                                         daemon=True)
 
     @property
     def state(self) -> str:
         """What `alertd status` shows: the session's state, or what was reported of it
-        (`disconnected` once said down, `catch_up_failed` while a catch-up keeps failing)."""
-        session = self.session
+        (`disconnected` once said down, `catch_up_failed` while a catch-up keeps failing,
+        `catch_up_queued` while the catch-up after a gap waits for its turn in the REST line:
+        waiting is not failing)."""
+        session, ticket = self.session, self._ticket
         if session.down_reported and session.state not in ("connected", "rejected"):
             return "disconnected"
         if session.catch_up_failed and session.state == "connected":
             return "catch_up_failed"
+        if ticket is not None and ticket.urgent and not ticket.running \
+                and session.state in ("connecting", "subscribing", "connected"):
+            return "catch_up_queued"
         if session.silent_since is not None and session.state == "connected":
             return "silent"
         return session.state
@@ -112,10 +127,17 @@ class Stream:
                 if self._conn is not None:
                     self._conn.abort()
                     self._conn = None
+                self._leave_line()  # asked again, at the back, once the loop runs again
                 self._stopping.wait(5)
+        self._leave_line()
         self.session.state = "stopped"
         if self._http is not None:
             self._http.close()
+
+    def _leave_line(self) -> None:
+        ticket, self._ticket = self._ticket, None
+        if ticket is not None:
+            self._line.end(ticket)
 
     def _report(self) -> None:
         for status, reason in self.session.take_reports():
@@ -129,7 +151,9 @@ class Stream:
             self.heartbeat = self._clock()
             try:
                 if session.connecting():
-                    self._run_catch_up()
+                    self._catch_up_before_connect()
+                    if self._stopping.is_set():
+                        break
                 conn = self._connect(self.protocol.url, self.settings.connect_timeout,
                                      self._stopping)
             except wsclient.HandshakeRejected as exc:
@@ -163,14 +187,54 @@ class Stream:
         session.state = "stopped"
         log.info("%s: stopped", name)
 
+    def _ask(self, urgent: bool) -> Ticket:
+        """This stream's place in its REST host's line (the one it holds, if it does)."""
+        self._ticket = self._line.ask(self._rest_host, self.source.key, urgent)
+        return self._ticket
+
+    def _catch_up_before_connect(self) -> None:
+        """The catch-up a connect needs, in its turn: run now if the turn is free; else,
+        once a catch-up has succeeded, left in line to run with the socket up when its turn
+        comes (every socket of a desk comes back at once after a network blip); before that,
+        waited for, as the stream's first baseline must come before any live frame."""
+        ticket = self._ask(urgent=True)
+        if self._line.begin(ticket):
+            self._catch_up_in_turn()
+            return
+        if self.session.may_defer():
+            self.session.deferred()
+            log.debug("%s: catch-up queued behind %d; connecting meanwhile", self.source.key,
+                      self._line.ahead(ticket))
+            return
+        log.info("%s: catch-up over REST queued behind %d others before connecting",
+                 self.source.key, self._line.ahead(ticket))
+        while not self._stopping.is_set():
+            self.heartbeat = self._clock()
+            if self._line.wait(ticket, self.settings.tick):
+                self._catch_up_in_turn()
+                return
+        self._leave_line()
+
+    def _catch_up_in_turn(self) -> None:
+        """Run the catch-up whose turn came (a full one if any ask was urgent, else a
+        reconciliation), then give the turn up, whatever happened."""
+        ticket = self._ticket
+        assert ticket is not None and ticket.running
+        try:
+            self._run_catch_up(reconcile=not ticket.urgent)
+        finally:
+            self._leave_line()
+
     def _run_catch_up(self, reconcile: bool = False) -> None:
         """Ask the REST API what the socket does not say; a failure is reported once and
-        tried again every `catch_up_retry`, never fatal.
+        tried again every `catch_up_retry`, never fatal. Called in the stream's turn in its
+        REST host's line, so that calls are paced, not refused.
 
         It runs before each connect, so that every live frame read afterwards is newer than
-        the baseline it sets; with the socket up, a catch-up that failed is retried, and
-        every `reconcile_every` a reconciliation reads what changed since the last good one
-        (with RECONCILE_OVERLAP to spare), so a stream that went quiet hides nothing for long.
+        the baseline it sets (unless its turn has not come: then it runs with the socket up);
+        with the socket up, a catch-up that failed is retried, and every `reconcile_every` a
+        reconciliation reads what changed since the last good one (with RECONCILE_OVERLAP to
+        spare), so a stream that went quiet hides nothing for long.
         """
         assert self.catch_up is not None and self._http is not None
         src = self.source
@@ -275,18 +339,22 @@ class Stream:
             if self.core.stalled is not None:
                 return "paused: the state file cannot be written"
             if session.catch_up_retry_due():
-                self._run_catch_up()
+                self._ask(urgent=True)
             elif session.reconcile_due():
-                self._run_catch_up(reconcile=True)
+                self._ask(urgent=False)
             if protocol.pushes_while_idle and (why := session.fell_silent()):
                 log.warning("%s; reading what it may have missed over REST", why)
                 if self.catch_up is not None:
-                    self._run_catch_up(reconcile=True)
+                    self._ask(urgent=False)
+            if self._ticket is not None and self._line.begin(self._ticket):
+                self._catch_up_in_turn()
             overdue = session.overdue()
             if overdue:
                 return overdue
             try:
-                raw = conn.recv(self.settings.tick)
+                raw = conn.recv(min(self.settings.tick, QUEUED_TICK)
+                                if self._ticket is not None and self._ticket.urgent
+                                else self.settings.tick)
             except wsclient.Refused as exc:
                 self.core.drop(src, Drop(exc.reason, str(exc)))
                 return f"disconnected ({exc})"

@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("alertd")
 
-STATES = ("starting", "connecting", "subscribing", "connected", "silent", "catch_up_failed",
-          "reconnecting", "disconnected", "rejected", "paused", "stopped")
+STATES = ("starting", "connecting", "subscribing", "connected", "silent", "catch_up_queued",
+          "catch_up_failed", "reconnecting", "disconnected", "rejected", "paused", "stopped")
 """What `Stream.state` says; each stream has one series per state, 1 for the current one."""
 NOT_FRAMES = frozenset({"history", "internal_error"})
 """Drop reasons that are not frames turned away: an update judged too old, and a frame the

@@ -208,3 +208,18 @@ def test_only_a_connected_socket_can_fall_silent(clock):
     s.opened()
     clock.advance(100)
     assert s.fell_silent() is None  # still subscribing: the ack timeout rules
+
+
+def test_a_catch_up_waiting_its_turn_is_deferred_only_once_the_stream_has_a_baseline(clock):
+    s = session(clock, catch_up=True)
+    assert s.connecting() and not s.may_defer()  # the first one is waited for, never deferred
+    s.caught_up()
+    s.opened()
+    clock.advance(5)
+    s.ended("disconnected")
+    assert s.connecting() and s.may_defer()
+    s.deferred()  # its turn has not come: connect now, catch up with the socket up
+    assert s.catch_up_retry_due() and not s.catch_up_failed
+    assert s.take_reports() == []  # waiting is not failing: nothing said
+    s.caught_up()
+    assert not s.catch_up_retry_due()

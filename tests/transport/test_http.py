@@ -115,3 +115,111 @@ def test_a_catch_up_told_to_wait_is_not_tried_before_it_may():
                       rng=lambda: 0.5, catch_up=True)
     session.catch_up_error("HTTP 429", retry_after=300)
     assert session.catch_up_due == 1300.0
+
+
+class Clock:
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+API = "https://sodex:"
+
+
+def test_catch_ups_to_one_host_take_turns_first_asked_first_served_a_few_at_a_time():
+    from alertd.transport.http import Line, Pacer
+
+    clock = Clock()
+    line = Line(Pacer(clock=clock), at_once=2)
+    a, b, c, d = (line.ask(API, key, urgent=True) for key in "abcd")
+    assert line.begin(a) and not line.begin(c)  # one turn free, and b asked before c
+    assert line.begin(b) and not line.begin(c)  # both turns taken
+    assert line.ahead(d) == 1
+    other = line.ask("https://deltadefi:", "a", urgent=True)
+    assert line.begin(other)  # another host has its own line
+    line.end(a)
+    assert not line.begin(d) and line.begin(c)
+    line.end(b)
+    assert line.begin(d)
+
+
+def test_a_catch_up_after_a_gap_goes_first_and_a_stream_holds_one_place_however_often_it_asks():
+    from alertd.transport.http import Line, Pacer
+
+    clock = Clock()
+    line = Line(Pacer(clock=clock), at_once=1)
+    routine = [line.ask(API, f"r{i}", urgent=False) for i in range(3)]
+    gap = line.ask(API, "g", urgent=True)
+    assert not line.begin(routine[0]) and line.begin(gap)  # before reconciliations
+    line.end(gap)
+    for _ in range(100):  # asked again every tick, and once after a new gap
+        assert line.ask(API, "r2", urgent=False) is routine[2]
+    assert line.ask(API, "r2", urgent=True) is routine[2] and routine[2].urgent
+    assert line.ahead(routine[2]) == 0 and len(line._mine) == 3  # bounded by the streams
+    assert not line.begin(routine[0]) and line.begin(routine[2])
+
+
+def test_no_catch_up_begins_while_the_host_holds_us_back_and_a_silent_stream_is_passed_over():
+    from alertd.transport.http import FRESH, Line, Pacer
+
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    line = Line(pacer, at_once=1)
+    first, second = line.ask(API, "first", urgent=True), line.ask(API, "second", urgent=True)
+    pacer.hold(API, 60)  # a 429 with Retry-After: 60
+    for _ in range(60):  # both ask every tick meanwhile
+        assert not line.begin(first) and not line.begin(second)
+        clock.now += 1
+    clock.now += 0.5
+    assert not line.begin(second)  # first asked within FRESH: its turn
+    clock.now += FRESH  # first's stream backs off and asks nothing meanwhile
+    assert line.begin(second)  # not held up by it
+    line.end(second)
+    third = line.ask(API, "third", urgent=True)
+    assert line.begin(first) and line.ahead(third) == 0  # first kept its place
+
+
+def test_a_desk_reconnecting_at_once_is_caught_up_paced_and_no_call_is_refused():
+    """100 SoDEX accounts (spot 4 calls, perps 5) cut at once: every catch-up waits its turn,
+    no call waits longer than its timeout for a slot (the old refusal), calls start 0.1 s
+    apart at least, and each catch-up, once begun, ends well inside its 30 s budget."""
+    from itertools import pairwise
+
+    from alertd.exchanges.common import DEADLINE
+    from alertd.transport.http import Line, Pacer
+
+    clock = Clock(0.0)
+    pacer = Pacer(per_second=10, clock=clock)
+    line = Line(pacer)
+    left = {f"s{i}": 4 + i % 2 for i in range(200)}
+    tickets = {key: line.ask(API, key, urgent=True) for key in left}
+    busy: dict[str, float] = {}
+    began: dict[str, float] = {}
+    starts: list[float] = []
+    spans: list[float] = []
+    while left:
+        for key in list(left):
+            if key not in began:
+                if not line.begin(tickets[key]):
+                    continue
+                began[key] = clock.now
+            if clock.now < busy.get(key, 0.0):
+                continue
+            if left[key] == 0:
+                line.end(tickets[key])
+                spans.append(clock.now - began[key])
+                del left[key]
+                continue
+            at, _ = pacer.slot(API, within=10.0)
+            assert at - clock.now <= 10.0, "a call would have been refused"
+            starts.append(at)
+            busy[key] = at + 0.15  # a real round trip
+            left[key] -= 1
+        clock.now = round(clock.now + 0.05, 2)
+    assert len(starts) == 900 and len(spans) == 200
+    assert all(b - a >= 0.1 - 1e-9 for a, b in pairwise(starts))  # 10/s
+    assert max(spans) < DEADLINE / 3
+    assert starts[-1] < 900 / 10 + 5  # the pace kept busy: about 90 s for the whole desk
+    assert line._mine == {}
