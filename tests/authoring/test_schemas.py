@@ -48,3 +48,13 @@ def test_the_documented_examples_pass(where, expected, raw):
     got = v.check(exchange, frame, where).split("/")[0]
     assert got == expected
     assert json.loads(raw)  # plain JSON too
+
+
+def test_every_exchange_schema_compiles():
+    """Validators are built at their first frame (issue 19), so a schema that cannot be
+    compiled must fail here, not on a trader's first frame of that type."""
+    import jsonschema_rs
+
+    for exchange in EXCHANGES.values():
+        for key, schema in exchange.schemas.items():
+            assert jsonschema_rs.validator_for(schema) is not None, key
