@@ -53,8 +53,10 @@ class Recording:
     def frame(self, src: Source, frame: dict[str, Any]) -> None:
         self._write({"source": _source(src), "frame": frame})
 
-    def catch_up(self, src: Source, frames: list[dict[str, Any]], since: float) -> None:
-        self._write({"source": _source(src), "catch_up": frames, "since": since})
+    def catch_up(self, src: Source, frames: list[dict[str, Any]], since: float,
+                 complete: bool = True) -> None:
+        self._write({"source": _source(src), "catch_up": frames, "since": since,
+                     **({} if complete else {"complete": False})})
 
     def status(self, src: Source, status: str, reason: str) -> None:
         self._write({"source": _source(src), "status": status, "reason": reason})

@@ -78,7 +78,8 @@ def _feed(pipeline: Pipeline, entry: dict[str, Any]) -> None:
     if "frame" in entry:
         pipeline.frame(src, entry["frame"])
     elif "catch_up" in entry:
-        pipeline.catch_up(src, entry["catch_up"], float(entry["since"]))
+        pipeline.catch_up(src, entry["catch_up"], float(entry["since"]),
+                          entry.get("complete") is not False)
     elif "status" in entry:
         pipeline.stream_status(src, str(entry["status"]), str(entry.get("reason", "")))
     tick(pipeline)

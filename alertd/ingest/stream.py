@@ -46,7 +46,8 @@ class Core(Protocol):
     def frame(self, src: Source, frame: dict[str, Any], more: bool = False) -> None: ...
     def drop(self, src: Source, drop: Drop) -> None: ...
     def stream_status(self, src: Source, status: str, reason: str) -> None: ...
-    def catch_up(self, src: Source, frames: list[Any], started: float) -> None: ...
+    def catch_up(self, src: Source, frames: list[Any], started: float,
+                 complete: bool = True) -> None: ...
 
 
 class Stream:
@@ -250,7 +251,7 @@ class Stream:
                 return  # cut short by the stop: not a failure to tell anyone about
             self.catch_up_failures += 1
             if isinstance(exc, PartialCatchUp) and exc.frames:
-                self.core.catch_up(src, exc.frames, started)  # keep what the others got
+                self.core.catch_up(src, exc.frames, started, complete=False)
             if isinstance(exc, RestError):
                 why = str(exc)
             else:  # a reply we could not read (or a bug of ours) costs this catch-up alone
@@ -263,8 +264,7 @@ class Stream:
             self.session.catch_up_error(why, getattr(exc, "retry_after", None))
             self._report()
             return
-        if frames:
-            self.core.catch_up(src, frames, started)
+        self.core.catch_up(src, frames, started)  # even none: its baseline is complete
         self.session.caught_up()
         self._good_since = started
         self._report()

@@ -163,9 +163,11 @@ class Core:
     def drop(self, src: Source, drop: Drop) -> None:
         self._inline(self.pipeline.drop, (src, drop))
 
-    def catch_up(self, src: Source, frames: list[Any], started: float) -> None:
-        """A REST catch-up's frames, in order with its socket's frames."""
-        self._inline(self.pipeline.catch_up, (src, frames, started))
+    def catch_up(self, src: Source, frames: list[Any], started: float,
+                 complete: bool = True) -> None:
+        """A REST catch-up's frames (`complete`: every part of it answered), in order with
+        its socket's frames."""
+        self._inline(self.pipeline.catch_up, (src, frames, started, complete))
 
     def stream_status(self, src: Source, status: str, reason: str) -> None:
         self._inline(self.pipeline.stream_status, (src, status, reason))

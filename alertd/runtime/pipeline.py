@@ -40,8 +40,13 @@ class Recorder(Protocol):
     """An observer of every input the core takes (`alertd record`, `demo --record`)."""
 
     def frame(self, src: Source, frame: dict[str, Any]) -> None: ...
-    def catch_up(self, src: Source, frames: list[dict[str, Any]], since: float) -> None: ...
+    def catch_up(self, src: Source, frames: list[dict[str, Any]], since: float,
+                 complete: bool = True) -> None: ...
     def status(self, src: Source, status: str, reason: str) -> None: ...
+
+
+BASELINE = "#rest"
+"""Beside a stream's key in `streams`: when its first complete REST catch-up began."""
 
 
 class Pipeline:
@@ -102,19 +107,27 @@ class Pipeline:
         log.error("%s: %s", src.key, reason)
         return self.stream_status(src, "invalid_messages", reason)
 
-    def catch_up(self, src: Source, frames: list[dict[str, Any]],
-                 watched_since: float) -> list[Alert]:
+    def catch_up(self, src: Source, frames: list[dict[str, Any]], watched_since: float,
+                 complete: bool = True) -> list[Alert]:
         """Frames restated over REST after a gap: fills not seen before are announced, marked
         `caught_up`. On a stream never watched before, what happened before `watched_since`
-        (when the catch-up began) is history, recorded quietly; the core commits it on its
-        timer."""
+        (when the catch-up began) is history, recorded quietly. On one watched live but never
+        given a `complete` catch-up (its first failed, and the socket came up without it),
+        what happened before its first live frame is history: else the retry would announce
+        the account's last day of fills as news. The core commits it on its timer."""
         if self.recorder is not None:
-            self.recorder.catch_up(src, frames, watched_since)
-        history_until = None if self.watched.since(src.key) is not None else watched_since
-        src = dataclasses.replace(src, catching_up=True)
+            self.recorder.catch_up(src, frames, watched_since, complete)
+        first = self.watched.since(src.key)
+        history_until: float | None = watched_since if first is None else None
+        if first is not None and self.watched.since(f"{src.key}{BASELINE}") is None:
+            history_until = first - 0.001  # stamped in the very ms of the first look: news
+        caught = dataclasses.replace(src, catching_up=True)
         alerts: list[Alert] = []
         for frame in frames:
-            alerts += self.frame(src, frame, history_until=history_until)
+            alerts += self.frame(caught, frame, history_until=history_until)
+        if complete:
+            with self.store.transaction(defer=True):
+                self.watched.mark(f"{src.key}{BASELINE}", watched_since)
         return alerts
 
     def frame(self, src: Source, frame: dict[str, Any],

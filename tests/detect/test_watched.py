@@ -80,3 +80,19 @@ def test_a_first_catch_up_is_history_and_a_rolled_back_first_look_is_forgotten(t
         pass
     assert p.watched.since(other.key) is None
     assert json.loads(json.dumps(p.watched.since(SPOT.key))) == clock.now
+
+
+def test_a_retried_first_catch_up_does_not_announce_the_day_before_the_first_live_frame(
+        tmp_path):
+    """The first catch-up failed and the socket came up without it; its retry lists the
+    account's last day. What happened before alertd's first live frame is history; what
+    happened after it is news (found by the catch-up queue's review)."""
+    clock = Clock(1_790_000_000.0)
+    p = pipeline(tmp_path, clock)
+    assert p.catch_up(SPOT, [], watched_since=clock.now, complete=False) == []  # a part failed
+    live = sx("accountState", {"B": sx_balances("100", at=clock.now)["B"]}, kind="snapshot")
+    assert p.raw(SPOT, live) == []
+    clock.now += 600
+    listed = trade_frames(5, at=clock.now - 6 * 3600) + trade_frames(6, at=clock.now - 60)
+    out = p.catch_up(SPOT, listed, watched_since=clock.now)
+    assert titles(out) == ["fill vBTC_vUSDC:6 caught_up=yes"]
