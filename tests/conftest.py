@@ -176,3 +176,32 @@ def spawn(tmp_path):
     yield start
     for agent in started:
         agent.kill()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """One throwaway PostgreSQL cluster for the session (tests/pg.py); skips without one."""
+    from tests.pg import Cluster
+
+    cluster = Cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster) -> str:
+    """A fresh, empty PostgreSQL database for this test."""
+    return pg_cluster.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state(request, tmp_path):
+    """The state location for a test that must hold on both engines: an SQLite file, or a
+    fresh PostgreSQL database (as `state:` would give them). Tests of what only a file has
+    (deleted under alertd, the WAL's fsync, a full disk, the lock file, a copy for a child
+    process) keep `tmp_path / "s.db"`: they are SQLite only."""
+    from alertd.storage.location import state_location
+
+    if request.param == "sqlite":
+        return tmp_path / "s.db"
+    return state_location(request.getfixturevalue("pg_url"))

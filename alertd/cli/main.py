@@ -8,7 +8,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from alertd import __version__
 from alertd.cli.check import cmd_check, cmd_notify_test
@@ -21,6 +20,7 @@ from alertd.cli.sim import cmd_sim
 from alertd.cli.tools import cmd_demo, cmd_explain, cmd_replay, cmd_schema, cmd_test
 from alertd.common.errors import LoadError
 from alertd.config.load import find_config, load_config
+from alertd.storage.location import state_location
 
 log = logging.getLogger("alertd")
 
@@ -30,7 +30,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     show = check if args.check else report
     if args.state:
-        return show(Path(args.state))
+        return show(state_location(args.state))
     try:
         config = load_config(find_config(args.config), secrets=False)
     except LoadError as exc:

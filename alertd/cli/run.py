@@ -6,15 +6,17 @@ import argparse
 import logging
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from alertd.cli import EARLY_HUPS
 from alertd.cli.common import load_all, report_problems, setup_logging
-from alertd.common.errors import LoadError
+from alertd.common.errors import LoadError, Problem
 from alertd.config.load import Config, find_config, load_config
 from alertd.rules.model import RuleSet
+from alertd.storage.location import is_postgres
 
 if TYPE_CHECKING:  # apprise loads only for commands that send or check notifiers
     from alertd.delivery.notify import AppriseNotifier
@@ -35,20 +37,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         config, rules, notifiers = load()
+        if is_postgres(config.state_path):
+            return _run_node(config, load)
         agent = Agent(config, rules, notifiers, loader=load)
     except LoadError as exc:
         return report_problems(exc)
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        if signum == signal.SIGHUP:
-            log.info("received SIGHUP; reloading config and rules")
-            agent.request_reload()
-            return
-        log.info("received %s; stopping", signal.Signals(signum).name)
-        agent.request_stop()
-
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, on_signal)
+    _on_signals(agent)
     if EARLY_HUPS:
         EARLY_HUPS.clear()
         log.info("received SIGHUP while starting; reloading config and rules once started")
@@ -58,6 +52,53 @@ def cmd_run(args: argparse.Namespace) -> int:
         logging.shutdown()
         os._exit(code)
     return code
+
+
+def _run_node(config: Config, load: Callable[[], tuple[Config, RuleSet, Any]]) -> int:
+    """On a PostgreSQL state: stand by until this alertd holds the leader's lock, then run
+    the agent on that session (runtime/leader.py); the files are read again at each takeover."""
+    from alertd.runtime.agent import Agent
+    from alertd.runtime.leader import Node, node_name
+    from alertd.storage.engine import MissingDriver, postgres_module
+
+    try:
+        postgres_module()
+    except MissingDriver as exc:
+        raise LoadError([Problem(config.path, config.state_line, str(exc))]) from None
+
+    def build(connection: object, node: Node) -> Agent:
+        return Agent(*load(), loader=load, connection=connection, ha=node)
+
+    node = Node(config.state_path, node_name(config), build,  # type: ignore[arg-type]
+                metrics=config.metrics)
+    _on_signals(node)
+    EARLY_HUPS.clear()  # a standby reads the files when it takes over anyway
+    code = node.run()
+    if node.unfinished:
+        logging.shutdown()
+        os._exit(code)
+    return code
+
+
+class _Runs(Protocol):
+    def request_reload(self) -> None: ...
+    def request_stop(self) -> None: ...
+
+
+def _on_signals(target: _Runs) -> None:
+    """SIGHUP reloads the config and rules; SIGTERM and SIGINT stop, as systemd expects."""
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            log.info("received SIGHUP; reloading config and rules")
+            target.request_reload()
+            return
+        log.info("received %s; stopping", signal.Signals(signum).name)
+        target.request_stop()
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+
 
 def cmd_record(args: argparse.Namespace) -> int:
     """The configured streams, recorded until stopped; no rule runs and nothing is sent."""

@@ -20,6 +20,8 @@ from alertd.config.load import Config, find_config, load_config
 from alertd.domain.events import EVENT_KINDS, FieldType, fields_of
 from alertd.shaping import silence as silences
 from alertd.shaping.silence import LONGEST, OWN_RULE, Silence
+from alertd.storage.engine import MissingDriver, exists, open_reader, postgres_module
+from alertd.storage.location import Location, StateURL, state_location
 from alertd.storage.lockfile import lock_holder
 from alertd.storage.schema import LATEST, SchemaError, migrate, version
 
@@ -77,20 +79,40 @@ def cmd_silence(args: argparse.Namespace) -> int:
         return MISTAKE
 
 
-def _where(args: argparse.Namespace) -> tuple[Path, Config | None]:
+def _where(args: argparse.Namespace) -> tuple[Location, Config | None]:
     """The state file (--state, else the config's), and the config when there is one to read."""
     if args.state and not args.config:
-        return Path(args.state), None
+        return state_location(args.state), None
     try:
         config = load_config(find_config(args.config), secrets=False)
     except LoadError as exc:
         raise Refused(str(exc.problems[0])) from None
-    return (Path(args.state) if args.state else config.state_path), config
+    return (state_location(args.state) if args.state else config.state_path), config
 
 
-def _open(path: Path) -> sqlite3.Connection:
+def _open_postgres(url: StateURL) -> sqlite3.Connection:
+    """The state database for writing: set up by alertd already, of this version."""
+    try:
+        db = open_reader(url)
+    except MissingDriver as exc:
+        raise Refused(str(exc)) from None
+    except sqlite3.Error as exc:
+        raise Refused(f"{url}: cannot use the state database ({exc})") from None
+    have = postgres_module().version(db)
+    if have != LATEST:
+        db.close()
+        raise Refused(f"{url}: " + ("alertd has not set this database up yet; it does when it "
+                                    "first runs" if have == 0 else
+                                    f"the database is of version {have}, this alertd's is "
+                                    f"{LATEST}; run this command with the alertd running on it"))
+    return db
+
+
+def _open(path: Location) -> sqlite3.Connection:
     """The state file for writing; never created here (alertd creates it, owned by the user
     it runs as), and brought to this version only when no older alertd is running on it."""
+    if isinstance(path, StateURL):
+        return _open_postgres(path)
     if not path.is_file():
         raise Refused(f"{path}: no state file yet; alertd creates it when it first runs "
                       "(or pass --state FILE)")
@@ -116,7 +138,7 @@ def _open(path: Path) -> sqlite3.Connection:
     return db
 
 
-def _add(path: Path, args: argparse.Namespace, config: Config | None, now: float) -> int:
+def _add(path: Location, args: argparse.Namespace, config: Config | None, now: float) -> int:
     """Everything given is checked before the state file is opened."""
     if args.rule == OWN_RULE:
         raise Refused("alertd's own notices (rule 'alertd') are never silenced")
@@ -186,7 +208,7 @@ def _matcher(text: str, known: dict[str, FieldType]) -> tuple[str, str]:
     return name, value
 
 
-def _expire(path: Path, text: str, now: float) -> int:
+def _expire(path: Location, text: str, now: float) -> int:
     number = text.removeprefix("#")
     if not number.isdigit():
         raise Refused(f"'{text}' is not a silence number; `alertd silence list` shows them")
@@ -202,15 +224,17 @@ def _expire(path: Path, text: str, now: float) -> int:
     return 0
 
 
-def _list(path: Path, now: float, everything: bool) -> int:
-    if not path.is_file():
+def _list(path: Location, now: float, everything: bool) -> int:
+    if not exists(path):
         raise Refused(f"{path}: no state file yet; has alertd run with this config?")
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db = open_reader(path)
         try:
             found = silences.every(db) if everything else silences.active(db, now)
         finally:
             db.close()
+    except MissingDriver as exc:
+        raise Refused(str(exc)) from None
     except sqlite3.Error as exc:
         raise Refused(f"{path}: not an alertd state file ({exc})") from None
     print(f"silences ({'all kept' if everything else 'active'}):")

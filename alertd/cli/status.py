@@ -10,13 +10,23 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from alertd.cli.silence import line as silence_line
 from alertd.delivery.outbox import counts as outbox_counts
 from alertd.delivery.outbox import pending as outbox_pending
 from alertd.shaping.silence import active as active_silences
+from alertd.storage.engine import MissingDriver, exists, open_reader
+from alertd.storage.location import Location, is_postgres
 from alertd.storage.lockfile import lock_holder
+
+if TYPE_CHECKING:
+    from alertd.runtime.leader import NodeRow
+
+    Cluster = tuple[int | None, list[NodeRow]]
+
+STALE = 15.0
+"""A node whose heartbeat (every second) is older than this is gone."""
 
 
 def _ago(ts: float | None, now: float) -> str:
@@ -26,15 +36,30 @@ def _ago(ts: float | None, now: float) -> str:
     return f"{when} ({now - ts:.0f} s ago)"
 
 
-def report(state_path: Path, out: TextIO | None = None, now: float | None = None) -> int:
+def _cluster(db: sqlite3.Connection, state_path: Location) -> Cluster | None:
+    """Who leads and who stands by, on a PostgreSQL state; None for an SQLite file."""
+    if not is_postgres(state_path):
+        return None
+    from alertd.runtime.leader import leader
+
+    return leader(db)
+
+
+def _leader_name(cluster: Cluster) -> str | None:
+    backend, nodes = cluster
+    return next((n.node for n in nodes if backend is not None and n.backend == backend
+                 and n.role == "leader"), None if backend is None else f"backend {backend}")
+
+
+def report(state_path: Location, out: TextIO | None = None, now: float | None = None) -> int:
     """Print streams, outbox counts and dropped frames; 1 if there is no state file yet."""
     out = sys.stdout if out is None else out
-    if not state_path.is_file():
+    if not exists(state_path):
         print(f"{state_path}: no state file yet; has alertd run with this config?", file=out)
         return 1
     now = time.time() if now is None else now
     try:
-        db = sqlite3.connect(f"file:{state_path}?mode=ro", uri=True)
+        db = open_reader(state_path)
         try:
             health = db.execute("SELECT source, exchange, state, last_frame, connects, updated "
                                 "FROM health ORDER BY source").fetchall()
@@ -42,16 +67,36 @@ def report(state_path: Path, out: TextIO | None = None, now: float | None = None
             drops = db.execute("SELECT source, reason, count, example FROM drops "
                                "ORDER BY source, reason").fetchall()
             silenced = active_silences(db, now)
+            cluster = _cluster(db, state_path)
         finally:
             db.close()
+    except MissingDriver as exc:
+        print(f"{state_path}: {exc}", file=out)
+        return 1
     except sqlite3.Error as exc:
-        print(f"{state_path}: not an alertd state file ({exc}); check the path, or the "
-              "`state:` line of the config", file=out)
+        what = "cannot read the state database" if is_postgres(state_path) else (
+            "not an alertd state file")
+        print(f"{state_path}: {what} ({exc}); check the path, or the `state:` line of the "
+              "config", file=out)
         return 1
     updated = max((row[5] for row in health), default=None)
-    holder = lock_holder(state_path)
     print(f"state: {state_path}, last written by alertd: {_ago(updated, now)}", file=out)
-    print(f"alertd: running (pid {holder})" if holder else "alertd: not running", file=out)
+    if cluster is None:
+        holder = lock_holder(Path(state_path))
+        print(f"alertd: running (pid {holder})" if holder else "alertd: not running", file=out)
+    else:
+        holder = _leader_name(cluster)
+        print(f"alertd: led by {holder}" if holder else "alertd: no leader (no alertd holds "
+              "the lock)", file=out)
+        print("nodes:", file=out)
+        for n in cluster[1]:
+            role = "leader" if n.node == holder else (
+                "standby" if n.role != "stopped" and now - n.heartbeat < STALE else
+                "stopped" if n.role == "stopped" else "gone")
+            print(f"  {n.node:<24} {role:<8} heartbeat {_ago(n.heartbeat, now)}, "
+                  f"{n.failovers} takeovers", file=out)
+        if not cluster[1]:
+            print("  none recorded yet", file=out)
     if updated is not None and now - updated > 60:
         print("  (not updated for over a minute: " + (
             "alertd runs but cannot write its state file? disk full or read-only; see its log)"
@@ -89,31 +134,42 @@ PENDING_TOO_LONG = 600.0
 """An alert still not delivered this long after it was raised is worth a look."""
 
 
-def check(state_path: Path, now: float | None = None, out: TextIO | None = None) -> int:
+def check(state_path: Location, now: float | None = None, out: TextIO | None = None) -> int:
     """One line and the plugin exit code: CRITICAL when alertd is not running, its state
     file is stale, or a stream is down or rejected; WARNING when a catch-up failed, an alert
     waits too long or was given up on in the last day; UNKNOWN when there is no readable
     state file; OK otherwise."""
     out = sys.stdout if out is None else out
     now = time.time() if now is None else now
-    if not state_path.is_file():
+    if not exists(state_path):
         print(f"UNKNOWN: no state file at {state_path}", file=out)
         return UNKNOWN
     try:
-        db = sqlite3.connect(f"file:{state_path}?mode=ro", uri=True)
+        db = open_reader(state_path)
         try:
             health = db.execute("SELECT source, state, updated FROM health").fetchall()
             oldest = min((at for _, at in outbox_pending(db).values()), default=None)
             dead = db.execute("SELECT COUNT(*) FROM outbox WHERE status='dead' AND done_at>?",
                               (now - 86400,)).fetchone()[0]
+            cluster = _cluster(db, state_path)
         finally:
             db.close()
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, MissingDriver) as exc:
         print(f"UNKNOWN: {state_path} is not an alertd state file ({exc})", file=out)
         return UNKNOWN
     critical, warning = [], []
-    if lock_holder(state_path) is None:
-        critical.append("alertd is not running")
+    standby = ""
+    if cluster is None:
+        if lock_holder(Path(state_path)) is None:
+            critical.append("alertd is not running")
+    else:
+        holder = _leader_name(cluster)
+        if holder is None:
+            critical.append("no alertd leads (none holds the lock)")
+        standbys = [n.node for n in cluster[1] if n.node != holder and n.role == "standby"
+                    and now - n.heartbeat < STALE]
+        if holder is not None:  # a standby is fine: it takes over if the leader goes
+            standby = f", led by {holder}; standby: {', '.join(standbys) or 'none'}"
     updated = max((row[2] for row in health), default=None)
     if updated is not None and now - updated > STALE_AFTER:
         critical.append(f"state file not written for {now - updated:.0f} s")
@@ -131,12 +187,14 @@ def check(state_path: Path, now: float | None = None, out: TextIO | None = None)
     if dead:
         warning.append(f"{dead} alerts given up on in the last day")
     up = sum(1 for _, state, _ in health if state == "connected")
-    summary = f"{up}/{len(health)} streams connected"
+    queued = sum(1 for _, state, _ in health if state == "catch_up_queued")
+    summary = f"{up}/{len(health)} streams connected" + (
+        f", {queued} waiting their turn for a catch-up" if queued else "")
     if critical:
         print(f"CRITICAL: {'; '.join(critical + warning)} ({summary})", file=out)
         return CRITICAL
     if warning:
         print(f"WARNING: {'; '.join(warning)} ({summary})", file=out)
         return WARNING
-    print(f"OK: {summary}, alertd running", file=out)
+    print(f"OK: {summary}, alertd running{standby}", file=out)
     return OK

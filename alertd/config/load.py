@@ -25,9 +25,10 @@ from alertd.delivery.ratelimit import Rate, RateError, parse_rate, service_rate
 from alertd.domain.account import Account
 from alertd.domain.quiet import Quiet, QuietError, parse_quiet
 from alertd.exchanges import EXCHANGES
+from alertd.storage.location import Location, state_location
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_TOP_KEYS = ("accounts", "notifiers", "state", "stream_down_after", "delivery_max_age",
+_TOP_KEYS = ("accounts", "notifiers", "state", "node", "stream_down_after", "delivery_max_age",
              "heartbeat", "metrics")
 MAX_ACCOUNTS = 100
 """Accounts in one config: each holds a socket or two and their threads for as long as it runs."""
@@ -58,7 +59,8 @@ class Config:
     path: Path
     accounts: tuple[Account, ...]
     notifiers: dict[str, tuple[str, ...]]
-    state_path: Path
+    state_path: Location
+    """An SQLite file, or a PostgreSQL StateURL (`state: postgresql://...`)."""
     stream_down_after: float = 120.0
     delivery_max_age: float = 24 * 3600.0
     notifier_lines: dict[str, int] = field(default_factory=dict, compare=False)
@@ -67,6 +69,8 @@ class Config:
     state_line: int = field(default=1, compare=False)
     heartbeat: HeartbeatSpec | None = None
     metrics: MetricsSpec | None = None
+    node: str | None = None
+    """This alertd's name among those sharing a PostgreSQL state (default: host:pid)."""
 
 
 def config_candidates(env: Mapping[str, str] | None = None) -> list[Path]:
@@ -115,7 +119,13 @@ def load_config(path: Path, env: Mapping[str, str] | None = None,
     accounts = _accounts(path, data, expand, problems)
     notifiers, notifier_lines, options = _notifiers(path, data, expand, problems)
     state = data.get("state")
-    state_path = Path(expand(state, data.line_of("state"))) if state else default_state_path(env)
+    state_path = (state_location(str(expand(state, data.line_of("state")))) if state
+                  else default_state_path(env))
+    node = data.get("node")
+    if node is not None and (not isinstance(node, str) or not node.strip()):
+        problems.append(Problem(path, data.line_of("node"), "node: must be a name, e.g. "
+                                "node: alertd-b"))
+        node = None
     down_after = _seconds(path, data, "stream_down_after", 120.0, problems)
     max_age = _seconds(path, data, "delivery_max_age", 86400.0, problems)
     heartbeat = heartbeat_spec(path, data, expand, problems)
@@ -127,7 +137,7 @@ def load_config(path: Path, env: Mapping[str, str] | None = None,
                   notifier_lines=notifier_lines, notifier_options=options,
                   warnings=_exposure(path, data),
                   state_line=data.line_of("state"), heartbeat=heartbeat,
-                  metrics=metrics)
+                  metrics=metrics, node=node)
 
 
 def _exposure(path: Path, data: LDict) -> tuple[str, ...]:

@@ -74,7 +74,7 @@ class Outbox:
                     "INSERT INTO outbox (created, notifier, rule, kind, account, severity, title, "
                     "body, next_at, target, held) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (now, name, alert.rule, alert.kind, alert.account, alert.severity,
-                     alert.title, alert.body, hold or now, target, hold is not None))
+                     alert.title, alert.body, hold or now, target, int(hold is not None)))
                 self.store.note_alert(cur.lastrowid or 0, name)
 
     def _read(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
@@ -103,7 +103,7 @@ class Outbox:
         rows = self._read(
             "SELECT id, notifier, rule, severity, title, body, attempts, created, target, held, "
             f"last_error LIKE '{UNSURE}%' FROM outbox WHERE notifier=? AND status='pending' "
-            "AND (next_at<=? OR next_at>? + CASE WHEN held THEN 86400 ELSE ? END) AND id<=? "
+            "AND (next_at<=? OR next_at>? + CASE WHEN held<>0 THEN 86400 ELSE ? END) AND id<=? "
             "ORDER BY severity='failure' DESC, id LIMIT ?",
             (notifier, now := self.store.clock(), now, LONGEST_WAIT, self.store.visible_id,
              limit))

@@ -47,8 +47,12 @@ class DeliveryWorker:
     def __init__(self, notifier: Notifier, outbox: Outbox, *, max_age: float = 86400.0,
                  clock: Callable[[], float] = time.time,
                  on_dead: Callable[[str, Delivery, str], None] | None = None,
-                 rates: Mapping[str, Rate | None] | None = None) -> None:
+                 rates: Mapping[str, Rate | None] | None = None,
+                 fence: Callable[[], bool] | None = None) -> None:
         self.notifier, self.outbox = notifier, outbox
+        self.fence = fence
+        """Asked before each send (a leader on PostgreSQL: does its session still hold the
+        lock?); False stops this worker before it sends anything more."""
         self.max_age, self.clock, self.on_dead = max_age, clock, on_dead
         self.rates = dict(rates or {})
         self.heartbeat = time.monotonic()
@@ -156,6 +160,9 @@ class DeliveryWorker:
             for message in plan(items, room, [i.held for i in items],
                                 [i.severity == "failure" for i in items]):
                 if self._stopping.is_set():
+                    return None
+                if self.fence is not None and not self.fence():
+                    self._stopping.set()  # no longer the leader: another one sends now
                     return None
                 self._deliver(message, window)
                 progressed = True

@@ -33,12 +33,15 @@ from alertd.runtime.health import save_health
 from alertd.runtime.heartbeat import Heartbeat
 from alertd.runtime.pipeline import Pipeline
 from alertd.runtime.ticker import Ticker
+from alertd.storage.engine import MissingDriver
+from alertd.storage.location import is_postgres
 from alertd.storage.lockfile import StateLocked
 from alertd.storage.schema import SchemaError
-from alertd.storage.store import StateWriteError, Store
+from alertd.storage.store import StateWriteError, Store, write_failure
 from alertd.transport.wsclient import connect as ws_connect
 
 if TYPE_CHECKING:
+    from alertd.runtime.leader import Node
     from alertd.runtime.metrics import MetricsServer
 
 log = logging.getLogger("alertd")
@@ -57,13 +60,19 @@ STALL = 60.0
 """A stream or worker whose loop has not turned for this long is stuck: no watchdog ping."""
 
 
-def open_store(config: Config, clock: Callable[[], float]) -> Store:
-    """The state file, or a LoadError that says which one and how to fix it."""
+def open_store(config: Config, clock: Callable[[], float],
+               connection: object | None = None) -> Store:
+    """The state file, or a LoadError that says which one and how to fix it; `connection`
+    is the PostgreSQL session to write through (the one holding the leader's lock)."""
     try:
-        return Store(config.state_path, clock=clock, exclusive=True)
-    except (StateLocked, SchemaError) as exc:
+        return Store(config.state_path, clock=clock, exclusive=True, connection=connection)
+    except (StateLocked, SchemaError, MissingDriver) as exc:
         raise LoadError([Problem(config.path, config.state_line, str(exc))]) from None
     except (OSError, sqlite3.Error) as exc:
+        if is_postgres(config.state_path):
+            raise LoadError([Problem(config.path, config.state_line, (
+                f"cannot use the state database {config.state_path} ({exc}); check the "
+                "'state:' URL, the server and the password"))]) from None
         raise LoadError([Problem(config.path, config.state_line, (
             f"cannot open the state file {config.state_path} ({exc}); set 'state:' to a "
             "writable path, or run under systemd with StateDirectory=alertd"))]) from None
@@ -93,11 +102,15 @@ class Agent:
                  settings: StreamSettings | None = None,
                  connect: Callable[..., object] = ws_connect,
                  clock: Callable[[], float] = time.time, loader: Loader | None = None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 connection: object | None = None, ha: Node | None = None) -> None:
+        """`connection` and `ha`: a leader on a PostgreSQL state (runtime/leader.py), writing
+        through the session that holds the lock, its workers sending only while it does."""
         self.config = config
+        self.ha = ha
         self.settings = settings or StreamSettings(down_after=config.stream_down_after)
         self._connect, self._clock, self._loader = connect, clock, loader
-        self.store = open_store(config, clock)
+        self.store = open_store(config, clock, connection)
         self.pipeline = Pipeline(rules, self.store, on_queued=self._wake, clock=clock)
         self.pipeline.outbox.targets = targets(notifiers)
         self.pipeline.outbox.quiet = quiet_hours(config)
@@ -135,7 +148,8 @@ class Agent:
     def _workers(self, notifiers: Mapping[str, Notifier]) -> dict[str, DeliveryWorker]:
         return {name: DeliveryWorker(n, Outbox(self.store, own=True, via=self.core.call),
                                      clock=self._clock, rates=rates(self.config, name),
-                                     max_age=self.config.delivery_max_age, on_dead=self._dead)
+                                     max_age=self.config.delivery_max_age, on_dead=self._dead,
+                                     fence=None if self.ha is None else self.ha.may_send)
                 for name, n in notifiers.items()}
 
     def _streams(self, config: Config) -> list[Stream]:
@@ -165,9 +179,11 @@ class Agent:
                  len(self.streams), ", ".join(self.workers) or "none")
         sdnotify.notify(f"READY=1\nSTATUS={self.rules.summary()}, {len(self.streams)} streams")
 
-    def run(self) -> int:
+    def run(self, after_start: Callable[[], object] | None = None) -> int:
         """Run until `request_stop()` (the CLI wires SIGTERM and SIGINT to it)."""
         self.start()
+        if after_start is not None:
+            self._job(after_start)
         watchdog = sdnotify.watchdog_interval()
         try:
             while not self._stop.wait(1.0):
@@ -189,7 +205,8 @@ class Agent:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop reading, let sends in flight finish within `timeout`, close the state file."""
-        sdnotify.notify("STOPPING=1")
+        if self.ha is None or not self.ha.fenced:  # a leader stepping down runs on, standing by
+            sdnotify.notify("STOPPING=1")
         self._stop.set()
         if self.heartbeat is not None:
             self.heartbeat.stop()
@@ -200,6 +217,8 @@ class Agent:
         self.core.stop(max(0.1, deadline - time.monotonic()))
         self.unfinished = bool(self._stop_workers(self.workers, deadline))
         self._job(self.save_health)
+        if self.ha is not None and not self.ha.fenced:  # a planned stop: the next is no takeover
+            self._job(lambda: self.ha.step_down(self.store))  # type: ignore[union-attr]
         try:
             if self._lost_file:
                 self.store.close_and_restore()
@@ -386,16 +405,27 @@ class Agent:
     def _job(self, fn: Callable[[], object]) -> None:
         try:
             fn()
-        except StateWriteError:
-            pass  # said loudly once, when the core stalled
-        except Exception:
+        except Exception as exc:
+            if write_failure(exc):
+                return  # said loudly once, when the core stalled (or the lead was lost)
             log.exception("housekeeping job failed; it runs again at its next time")
 
     # --- a state file that cannot be written ------------------------------------------------
 
+    def took_over(self, node: str, previous: str) -> None:
+        """The one notice of a failover, through every notifier, queued like any alert."""
+        self.core.call(self.pipeline.system_alert, f"alertd on {node} took over from {previous}",
+                       f"{previous} stopped leading (its database session ended); {node} "
+                       "leads now, catches up on every account and sends what was pending.",
+                       "info", tuple(self.workers))
+
     def _stalled(self, reason: str) -> None:
         """Called on the core thread: say it loudly through every notifier that still sends,
-        directly, since the outbox is the very thing that cannot be written."""
+        directly, since the outbox is the very thing that cannot be written. A leader whose
+        session is gone says nothing: it is no longer the leader, and stands down."""
+        if self.ha is not None and self.ha.session_lost():
+            self.ha.lost(reason)
+            return
         sdnotify.notify(f"STATUS={reason}; not reading the exchanges")
         title = "alertd cannot write its state file"
         body = (f"{reason}.\nalertd has stopped reading the exchanges and holds what it had "

@@ -208,4 +208,4 @@ def save_health(store: Store, streams: list[tuple[str, str, str, float | None, i
                              [(*row, now) for row in streams])
         store.db.executemany(
             "INSERT INTO drops VALUES (?, ?, ?, ?) ON CONFLICT (source, reason) DO UPDATE "
-            "SET count = count + excluded.count, example = excluded.example", drops)
+            "SET count = drops.count + excluded.count, example = excluded.example", drops)

@@ -13,7 +13,6 @@ import logging
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prometheus_client import ProcessCollector, start_http_server
@@ -26,11 +25,13 @@ from alertd import __version__
 from alertd.common.tally import Histogram
 from alertd.config.metrics import MetricsSpec
 from alertd.delivery import outbox
+from alertd.storage.engine import open_reader
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
     from alertd.runtime.agent import Agent
+    from alertd.runtime.leader import Node
 
 log = logging.getLogger("alertd")
 
@@ -118,9 +119,8 @@ class AgentCollector(Collector):
     def _outbox(self, workers: Iterable[str]) -> Iterator[Metric]:
         """Pending rows and the oldest one's age per notifier, read on a connection of its
         own, read-only (WAL lets it in beside the core's writes; the core is not asked)."""
-        path = Path(self.agent.config.state_path).resolve()
         try:
-            db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=2)
+            db = open_reader(self.agent.config.state_path)
             try:
                 found = outbox.pending(db)
             finally:
@@ -155,16 +155,36 @@ def _buckets(histogram: Histogram) -> tuple[list[tuple[str, float]], float]:
     return [(floatToGoString(bound), n) for bound, n in buckets], total
 
 
+class NodeCollector(Collector):
+    """On a PostgreSQL state: this alertd's role and how often it took over from another."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def collect(self) -> Iterator[Metric]:
+        role = GaugeMetricFamily("alertd_role", "1 for this alertd's role on a shared "
+                                 "PostgreSQL state: leader or standby", labels=["role"])
+        for name in ("leader", "standby"):
+            role.add_metric([name], 1 if self.node.role == name else 0)
+        yield role
+        yield CounterMetricFamily("alertd_failovers", "Times this alertd took over from "
+                                  "another leader", value=self.node.failovers)
+
+
 class MetricsServer:
     """The HTTP endpoint on its own registry (not the library's global one), on a daemon
-    thread, until `stop`."""
+    thread, until `stop`. A standby has no agent: it serves its role alone."""
 
-    def __init__(self, agent: Agent, spec: MetricsSpec) -> None:
+    def __init__(self, agent: Agent | None, spec: MetricsSpec, node: Node | None = None) -> None:
         self.spec = spec
         self.registry = CollectorRegistry()
-        self.registry.register(AgentCollector(agent))
+        if agent is not None:
+            self.registry.register(AgentCollector(agent))
+            agent.core.time_frames()
+            node = node or agent.ha
+        if node is not None:
+            self.registry.register(NodeCollector(node))
         ProcessCollector(registry=self.registry)
-        agent.core.time_frames()
         self._server: WSGIServer | None = None
 
     def start(self) -> bool:

@@ -269,8 +269,8 @@ class Groups:
     def take_rule(self, rule: str) -> list[list[Alert]]:
         """Every open group of `rule`, removed, due or not: a notice of that rule that is not
         held (a resolved notice, a reminder) must not overtake the alert it follows."""
-        keys = self.store.db.execute("SELECT rule, gkey FROM groups WHERE rule=? GROUP BY gkey "
-                                     "ORDER BY MIN(id)", (rule,)).fetchall()
+        keys = self.store.db.execute("SELECT rule, gkey FROM groups WHERE rule=? "
+                                     "GROUP BY rule, gkey ORDER BY MIN(id)", (rule,)).fetchall()
         return self._take(keys) if keys else []
 
     def _take(self, keys: list[tuple[str, str]]) -> list[list[Alert]]:

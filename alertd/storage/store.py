@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from alertd.storage.engine import connect_postgres, open_postgres
+from alertd.storage.location import StateURL, is_postgres
 from alertd.storage.lockfile import StateLocked, lock_holder, lock_state
 from alertd.storage.schema import migrate
 
@@ -65,21 +67,28 @@ class Participant(Protocol):
 class Store:
     """One SQLite connection shared by the pipeline and delivery threads under one lock."""
 
-    def __init__(self, path: Path | str, clock: Callable[[], float] = time.time, *,
-                 exclusive: bool = False) -> None:
+    def __init__(self, path: Path | str | StateURL, clock: Callable[[], float] = time.time, *,
+                 exclusive: bool = False, connection: object | None = None) -> None:
+        """`path` may be a PostgreSQL StateURL (storage/engine.py): then `connection` may be
+        the session to use (the leader's), there is no file to lock, fsync or watch, and a
+        commit is durable when it returns (synchronous_commit)."""
         self._lock_fd: int | None = None
-        if str(path) != ":memory:":
+        self.postgres = is_postgres(path)
+        if str(path) != ":memory:" and not self.postgres:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             if exclusive:
                 self._lock_fd = lock_state(Path(path))
         self.path = path
         self.clock = clock
         self.lock = threading.RLock()
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
-                                  timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        migrate(self.db)
+        if self.postgres:
+            self.db = open_postgres(path, connection)  # type: ignore[arg-type]
+        else:
+            self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
+                                      timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            migrate(self.db)
         self.raw = self.db
         """The connection itself, for the store's own BEGIN, SAVEPOINT and COMMIT."""
         self.db = cast(sqlite3.Connection, Guarded(self.raw, self._first_write))
@@ -88,7 +97,7 @@ class Store:
         self._savepoint = False
         self._depth = 0
         self._open_since: float | None = None
-        self._wal = None if str(path) == ":memory:" else f"{path}-wal"
+        self._wal = None if str(path) == ":memory:" or self.postgres else f"{path}-wal"
         self.visible_id: int = self.db.execute(
             "SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()[0]
         self._alert_id = 0
@@ -110,7 +119,7 @@ class Store:
                     self._lock_fd = None
 
     def _identity(self) -> tuple[int, int] | None:
-        if str(self.path) == ":memory:":
+        if str(self.path) == ":memory:" or self.postgres:
             return None
         st = os.stat(self.path)
         return st.st_dev, st.st_ino
@@ -171,6 +180,8 @@ class Store:
     def connect(self) -> sqlite3.Connection:
         """Another connection to the same file, for a thread that must not share this one
         (a delivery worker); it sees only what was committed."""
+        if self.postgres:
+            return connect_postgres(self.path)  # type: ignore[arg-type]
         db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
                              timeout=30)
         db.execute("PRAGMA synchronous=NORMAL")
@@ -200,6 +211,8 @@ class Store:
             self._savepoint = False
             marks = (self._alert_id, self._alert_since, set(self._alert_notify))
             self._depth = 1
+            if self.postgres:  # there a failed read aborts the whole transaction: undo to here
+                self._first_write()
             try:
                 yield
             except BaseException as exc:

@@ -43,6 +43,12 @@ def test_status_check_is_one_line_and_a_monitoring_plugin_exit_code(tmp_path, si
             agent.save_health()
             assert check(state) == OK
             assert capsys.readouterr().out == "OK: 2/2 streams connected, alertd running\n"
+            with sqlite3.connect(state) as db:  # one stream waits its turn in the REST line
+                db.execute("UPDATE health SET state='catch_up_queued' WHERE source="
+                           "(SELECT MIN(source) FROM health)")
+            assert check(state) == OK
+            assert capsys.readouterr().out == ("OK: 1/2 streams connected, 1 waiting their "
+                                               "turn for a catch-up, alertd running\n")
             now = time.time()  # wall clock ok: the running agent stamps its state with it
             assert check(state, now=now + 3600) == CRITICAL  # written an hour ago: a stall
             assert "state file not written for" in capsys.readouterr().out

@@ -13,10 +13,10 @@ from tests.shaping.test_livable import queue
 from tests.sinks import HttpSink, wait_for
 
 
-def worker_for(tmp_path, sink, clock=None, rate=None, read_timeout=None, on_dead=None):
+def worker_for(state, tmp_path, sink, clock=None, rate=None, read_timeout=None, on_dead=None):
     kw = {} if read_timeout is None else {"read_timeout": read_timeout}
     notifiers = build_notifiers({"hook": (sink.url,)}, "test", **kw)
-    store = Store(tmp_path / "s.db", **({} if clock is None else {"clock": clock}))
+    store = Store(state, **({} if clock is None else {"clock": clock}))
     outbox = Outbox(store)
     outbox.targets = targets(notifiers)
     [target] = notifiers["hook"].targets
@@ -25,10 +25,10 @@ def worker_for(tmp_path, sink, clock=None, rate=None, read_timeout=None, on_dead
     return store, outbox, worker
 
 
-def test_a_webhook_slower_than_apprise_s_default_timeout_gets_the_alert_once(tmp_path):
+def test_a_webhook_slower_than_apprise_s_default_timeout_gets_the_alert_once(state, tmp_path):
     with HttpSink() as sink:
         sink.answer_after = 5.0  # Apprise gives up after 4 s by default, and alertd retried
-        store, outbox, worker = worker_for(tmp_path, sink)
+        store, outbox, worker = worker_for(state, tmp_path, sink)
         queue(store, outbox, 1)
         worker.start()
         try:
@@ -39,12 +39,12 @@ def test_a_webhook_slower_than_apprise_s_default_timeout_gets_the_alert_once(tmp
     assert sink.titles() == ["a0"]
 
 
-def test_an_unanswered_send_is_retried_once_after_a_pause_then_given_up_and_said(tmp_path):
+def test_an_unanswered_send_is_retried_once_after_a_pause_then_given_up_and_said(state, tmp_path):
     clock = Clock()
     dead = []
     with HttpSink() as sink:
         sink.answer_after = 1.0
-        store, outbox, worker = worker_for(tmp_path, sink, clock=clock, read_timeout=0.3,
+        store, outbox, worker = worker_for(state, tmp_path, sink, clock=clock, read_timeout=0.3,
                                            on_dead=lambda name, d, why: dead.append(why))
         queue(store, outbox, 1)
         worker.start()
@@ -63,9 +63,9 @@ def test_an_unanswered_send_is_retried_once_after_a_pause_then_given_up_and_said
     assert len(dead) == 1 and "may have arrived" in dead[0]
 
 
-def test_a_failure_goes_ahead_of_a_storm_and_is_never_folded(tmp_path):
+def test_a_failure_goes_ahead_of_a_storm_and_is_never_folded(state, tmp_path):
     with HttpSink() as sink:
-        store, outbox, worker = worker_for(tmp_path, sink, rate=parse_rate("5/3s"))
+        store, outbox, worker = worker_for(state, tmp_path, sink, rate=parse_rate("5/3s"))
         queue(store, outbox, 300)
         queue(store, outbox, 1, severity="failure", prefix="down")
         worker.start()

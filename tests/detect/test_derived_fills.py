@@ -27,9 +27,9 @@ Record = tuple[str, str, str, str]
 """(id, quantity, price, commission) of one execution record."""
 
 
-def pipeline(tmp_path, clock: Clock) -> Pipeline:
+def pipeline(state, tmp_path, clock: Clock) -> Pipeline:
     write(tmp_path / "rules" / "r.yaml", RULES)
-    return Pipeline(load_rules(tmp_path / "rules", ["t"]), Store(tmp_path / "s.db", clock=clock),
+    return Pipeline(load_rules(tmp_path / "rules", ["t"]), Store(state, clock=clock),
                     clock=clock)
 
 
@@ -74,27 +74,28 @@ def announced_ahead(p: Pipeline, clock: Clock, quote: str | None = "93.00") -> N
         ("o1@100 60 @ 0.95", "quote 57.00 fee 0.3 ada")]
 
 
-def test_a_derived_fill_is_priced_at_the_margin_with_the_margin_of_the_commission(tmp_path):
+def test_a_derived_fill_is_priced_at_the_margin_with_the_margin_of_the_commission(state, tmp_path):
     clock = Clock()
-    p = pipeline(tmp_path, clock)
+    p = pipeline(state, tmp_path, clock)
     announced_ahead(p, clock)
     done = order([R1, ("r2", "60", "0.95", "0.3")], "100", "93.00", "0.4", clock, "closed")
     assert said(p, done) == []  # r2 pays the credit off, exactly as derived
     assert logged(p) == [("40", "36.00", "0.1", "ada"), ("60", "57.00", "0.3", "ada")]
 
 
-def test_without_executed_quote_qty_the_average_price_gives_the_executed_quote(tmp_path):
+def test_without_executed_quote_qty_the_average_price_gives_the_executed_quote(state, tmp_path):
     clock = Clock()
-    p = pipeline(tmp_path, clock)
+    p = pipeline(state, tmp_path, clock)
     announced_ahead(p, clock, quote=None)  # executed_price 0.93 × 100 = 93.00
 
 
-def test_the_record_that_pays_off_the_credit_corrects_the_log_and_is_not_said_again(tmp_path):
+def test_the_record_that_pays_off_the_credit_corrects_the_log_and_is_not_said_again(
+        state, tmp_path):
     clock = Clock()
-    p = pipeline(tmp_path, clock)
+    p = pipeline(state, tmp_path, clock)
     announced_ahead(p, clock)
     p.store.flush()
-    again = pipeline(tmp_path, clock)  # what the credit cost is in the state file
+    again = pipeline(state, tmp_path, clock)  # what the credit cost is in the state file
     done = order([R1, ("r2", "60", "0.951", "0.35")], "100", "93.06", "0.45", clock, "closed")
     assert said(again, done) == []
     assert logged(again) == [("40", "36.00", "0.1", "ada"), ("60", "57.060", "0.35", "ada")]
@@ -103,9 +104,9 @@ def test_the_record_that_pays_off_the_credit_corrects_the_log_and_is_not_said_ag
                                   "'%/credit/%'").fetchone() == (0,)  # paid off: forgotten
 
 
-def test_two_records_pay_off_one_derived_fill_in_shares(tmp_path):
+def test_two_records_pay_off_one_derived_fill_in_shares(state, tmp_path):
     clock = Clock()
-    p = pipeline(tmp_path, clock)
+    p = pipeline(state, tmp_path, clock)
     announced_ahead(p, clock)
     half = order([R1, ("r2", "30", "0.95", "0.15")], "100", "93.00", "0.4", clock)
     assert said(p, half) == []  # its share of the derived fill, the same: nothing to correct
@@ -116,9 +117,9 @@ def test_two_records_pay_off_one_derived_fill_in_shares(tmp_path):
     assert logged(p)[1] == ("60", "57.30", "0.3", "ada")  # 28.50 + 28.80
 
 
-def test_more_executed_while_credit_is_owed_is_priced_past_what_is_owed(tmp_path):
+def test_more_executed_while_credit_is_owed_is_priced_past_what_is_owed(state, tmp_path):
     clock = Clock()
-    p = pipeline(tmp_path, clock)
+    p = pipeline(state, tmp_path, clock)
     announced_ahead(p, clock)
     assert said(p, order([R1], "100", "93.00", "0.4", clock)) == []  # re-sent: nothing new
     frame = json.loads(order([R1], "100", "93.00", "0.4", clock))

@@ -29,34 +29,34 @@ DOWN = LOW + """
 """
 
 
-def make(tmp_path, clock, text: str) -> Pipeline:
+def make(state, tmp_path, clock, text: str) -> Pipeline:
     write(tmp_path / "rules" / "r.yaml", text)
-    return Pipeline(load_rules(tmp_path / "rules", ["t"]), Store(tmp_path / "s.db", clock=clock),
+    return Pipeline(load_rules(tmp_path / "rules", ["t"]), Store(state, clock=clock),
                     clock=clock)
 
 
-def test_a_reminder_after_a_restart_needs_no_new_frame(tmp_path):
+def test_a_reminder_after_a_restart_needs_no_new_frame(state, tmp_path):
     clock = Clock(1_790_000_000.0)
-    p = make(tmp_path, clock, LOW)
+    p = make(state, tmp_path, clock, LOW)
     assert [a.title for a in p.raw(MAIN, dd_balance("120"))] == ["low 120"]
     p.store.close()
     clock.now += 4 * 3600 + 60
-    again = make(tmp_path, clock, LOW)  # restarted; the exchange has said nothing since
+    again = make(state, tmp_path, clock, LOW)  # restarted; the exchange has said nothing since
     assert [a.title for a in again.remind()] == ["Still: low 120"]
 
 
-def test_a_reload_that_adds_a_stream_rule_hears_of_an_account_already_down(tmp_path):
+def test_a_reload_that_adds_a_stream_rule_hears_of_an_account_already_down(state, tmp_path):
     clock = Clock(1_790_000_000.0)
-    p = make(tmp_path, clock, LOW)
+    p = make(state, tmp_path, clock, LOW)
     assert p.stream_status(MAIN, "disconnected", "unreachable for 120 s") == []
     write(tmp_path / "rules" / "r.yaml", DOWN)
     added = p.swap_rules(load_rules(tmp_path / "rules", ["t"]))
     assert [a.title for a in added] == ["down main"]
 
 
-def test_a_rolled_back_frame_leaves_no_level_behind(tmp_path):
+def test_a_rolled_back_frame_leaves_no_level_behind(state, tmp_path):
     clock = Clock(1_790_000_000.0)
-    p = make(tmp_path, clock, LOW)
+    p = make(state, tmp_path, clock, LOW)
     try:
         with p.store.transaction():
             p.raw(MAIN, dd_balance("120"))
@@ -66,9 +66,9 @@ def test_a_rolled_back_frame_leaves_no_level_behind(tmp_path):
     assert p.detector.last.all() == []
 
 
-def test_a_resolved_notice_never_overtakes_the_alert_it_resolves(tmp_path):
+def test_a_resolved_notice_never_overtakes_the_alert_it_resolves(state, tmp_path):
     clock = Clock(1_790_000_000.0)
-    p = make(tmp_path, clock, """
+    p = make(state, tmp_path, clock, """
 rules:
   - name: low
     on: balance
@@ -86,9 +86,9 @@ rules:
     assert titles == ["low 120", "Resolved: low 600"]
 
 
-def test_repeat_on_a_stream_rule_reminds_while_the_account_stays_down(tmp_path):
+def test_repeat_on_a_stream_rule_reminds_while_the_account_stays_down(state, tmp_path):
     clock = Clock(1_790_000_000.0)
-    p = make(tmp_path, clock, LOW + """
+    p = make(state, tmp_path, clock, LOW + """
   - name: down
     on: stream
     when: {status: disconnected}

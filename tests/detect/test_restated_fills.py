@@ -30,9 +30,9 @@ rules:
 """
 
 
-def pipeline(tmp_path, clock: Clock) -> Pipeline:
+def pipeline(state, tmp_path, clock: Clock) -> Pipeline:
     write(tmp_path / "rules" / "r.yaml", RULES)
-    return Pipeline(load_rules(tmp_path / "rules", ["t"]), Store(tmp_path / "s.db", clock=clock),
+    return Pipeline(load_rules(tmp_path / "rules", ["t"]), Store(state, clock=clock),
                     clock=clock)
 
 
@@ -40,9 +40,9 @@ def titles(alerts) -> list[str]:
     return [a.title for a in alerts]
 
 
-def test_a_deltadefi_fill_restated_by_rest_under_another_id_is_one_fill(tmp_path):
+def test_a_deltadefi_fill_restated_by_rest_under_another_id_is_one_fill(state, tmp_path):
     clock = Clock()
-    p = pipeline(tmp_path, clock)
+    p = pipeline(state, tmp_path, clock)
     live = dd_order("o1", "partially_filled", [("r1", "800")], "800", at=clock.now)
     assert titles(p.raw(MAIN, json.dumps(live))) == ["r1 800 caught_up=no"]
     clock.now += 300
@@ -57,9 +57,9 @@ def test_a_deltadefi_fill_restated_by_rest_under_another_id_is_one_fill(tmp_path
         "o1", "closed", [("r1", "800"), ("r2", "1200")], "2000", at=clock.now)))) == []
 
 
-def test_a_record_ahead_of_executed_base_qty_waits_for_it_and_is_not_lost(tmp_path):
+def test_a_record_ahead_of_executed_base_qty_waits_for_it_and_is_not_lost(state, tmp_path):
     clock = Clock()
-    p = pipeline(tmp_path, clock)
+    p = pipeline(state, tmp_path, clock)
     ahead = dd_order("o1", "partially_filled", [("r1", "800"), ("r2", "200")], "800",
                      at=clock.now)
     assert titles(p.raw(MAIN, json.dumps(ahead))) == ["r1 800 caught_up=no"]
@@ -68,9 +68,9 @@ def test_a_record_ahead_of_executed_base_qty_waits_for_it_and_is_not_lost(tmp_pa
     assert titles(p.raw(MAIN, json.dumps(caught))) == ["r2 200 caught_up=no"]
 
 
-def test_a_sodex_fill_said_live_and_by_rest_trades_is_one_fill(tmp_path):
+def test_a_sodex_fill_said_live_and_by_rest_trades_is_one_fill(state, tmp_path):
     clock = Clock()
-    p = pipeline(tmp_path, clock)
+    p = pipeline(state, tmp_path, clock)
     p.raw(SPOT, sx("accountOrderUpdate", sx_order("NEW", "0", at=clock.now)))
     assert titles(p.raw(SPOT, sx("accountTrade", sx_trade(5, "0.1", at=clock.now)))) == [
         "vBTC_vUSDC:5 0.1 caught_up=no"]
@@ -93,7 +93,8 @@ def test_live_and_rest_ids_mixed_in_any_order_announce_what_was_executed(tmp_pat
     """Each frame lists every record so far, under the stream's ids or (over REST) other
     ids; after each, the fills announced add up to what the order executed, no more."""
     clock = Clock()
-    p = pipeline(tmp_path_factory.mktemp("restated"), clock)
+    where = tmp_path_factory.mktemp("restated")
+    p = pipeline(where / "s.db", where, clock)  # SQLite only: 60 examples
     p.raw(MAIN, dd_balance("100"))  # watched from now: a catch-up after this is news
     sizes: list[str] = []
     executed, announced = Decimal(0), Decimal(0)

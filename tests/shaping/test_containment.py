@@ -54,7 +54,7 @@ def groups_left(p) -> int:
 
 def test_fills_without_a_price_are_summed_without_one_and_block_no_other_group(tmp_path):
     clock = Clock()
-    p = pipeline(tmp_path, RULES, clock)
+    p = pipeline(tmp_path / "s.db", tmp_path, RULES, clock)
     p.raw(MAIN, unpriced(clock.now))
     p.raw(SPOT, sx("accountOrderUpdate", sx_order("NEW", "0", at=clock.now)))
     p.raw(SPOT, sx("accountTrade", {**sx_trade(1, "0.2", at=clock.now), "p": LONG}))
@@ -71,7 +71,7 @@ def test_fills_without_a_price_are_summed_without_one_and_block_no_other_group(t
     [body] = [b for t, b in out if t.startswith("low ")]
     assert sorted(body.splitlines()) == ["• low ada: free 100", "• low usdm: free 20"]
     assert len(out) == 3 and groups_left(p) == 0
-    again = pipeline(tmp_path, RULES, clock)  # a restart finds nothing stuck either
+    again = pipeline(tmp_path / "s.db", tmp_path, RULES, clock)  # a restart: nothing stuck
     assert again.groups.count() == 0 and again.groups.due_in() is None
 
 
@@ -82,7 +82,7 @@ def test_a_group_that_cannot_be_combined_goes_out_listed_logged_once(tmp_path, m
 
     monkeypatch.setattr(group, "total_fill", broken)
     clock = Clock()
-    p = pipeline(tmp_path, RULES, clock)
+    p = pipeline(tmp_path / "s.db", tmp_path, RULES, clock)
     p.raw(MAIN, json.dumps(dd_order("o1", "partially_filled", [("r1", "5"), ("r2", "7")], "12",
                                     at=clock.now)))
     p.raw(MAIN, dd_balance("100", usdm="20"))
@@ -100,7 +100,7 @@ def test_a_group_that_cannot_be_combined_goes_out_listed_logged_once(tmp_path, m
 
 def test_a_stored_member_that_cannot_be_read_is_logged_and_the_rest_go_out(tmp_path, caplog):
     clock = Clock()
-    p = pipeline(tmp_path, RULES, clock)
+    p = pipeline(tmp_path / "s.db", tmp_path, RULES, clock)
     p.raw(MAIN, dd_balance("100", usdm="20"))
     with p.store.transaction():
         p.store.db.execute("INSERT INTO groups (rule, gkey, due, alert) VALUES (?, ?, ?, ?)",
@@ -161,7 +161,7 @@ def test_a_report_section_that_cannot_be_summed_says_so_and_the_schedule_goes_on
         tmp_path, caplog, qtys, error):
     berlin = ZoneInfo("Europe/Berlin")
     clock = Clock(dt.datetime(2026, 11, 23, 7, 0, tzinfo=berlin).timestamp())
-    p = pipeline(tmp_path, REPORTS, clock)
+    p = pipeline(tmp_path / "s.db", tmp_path, REPORTS, clock)
     assert p.reports() == []
     p.raw(MAIN, dd_balance("1383.52"))
     with p.store.transaction():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
@@ -38,9 +37,9 @@ rules:
 HOUR = 3600.0
 
 
-def pipeline(tmp_path: Path, clock: Clock) -> Pipeline:
+def pipeline(state, tmp_path: Path, clock: Clock) -> Pipeline:
     write(tmp_path / "rules" / "r.yaml", RULES)
-    store = Store(tmp_path / "s.db", clock=clock)
+    store = Store(state, clock=clock)
     return Pipeline(load_rules(tmp_path / "rules", ["t"]), store, clock=clock)
 
 
@@ -53,12 +52,12 @@ def feed(p: Pipeline, src, frame) -> None:
 def silence(p: Pipeline, rule: str, seconds: float = HOUR, account: str | None = None,
             match: tuple[tuple[str, str], ...] = ()) -> int:
     """Added the way `alertd silence add` adds it: on a connection of its own."""
-    with closing(sqlite3.connect(p.store.path, isolation_level=None, timeout=5)) as db:
+    with closing(p.store.connect()) as db:
         return silences.add(db, rule, account, match, seconds, "", p.clock()).id
 
 
 def expire(p: Pipeline, silence_id: int) -> None:
-    with closing(sqlite3.connect(p.store.path, isolation_level=None, timeout=5)) as db:
+    with closing(p.store.connect()) as db:
         silences.expire(db, silence_id, p.clock())
 
 
@@ -74,10 +73,10 @@ def fill(order: str, qty: str, at: float) -> dict:
     return dd_order(order, "partially_filled", [(f"{order}-1", qty)], qty, at=at)
 
 
-def test_a_silence_holds_matching_alerts_counts_them_and_lets_the_others_through(
+def test_a_silence_holds_matching_alerts_counts_them_and_lets_the_others_through(state,
         tmp_path, caplog):
     clock = Clock()
-    p = pipeline(tmp_path, clock)
+    p = pipeline(state, tmp_path, clock)
     feed(p, MAIN, fill("o1", "800", clock.now))  # before: sent (and the silences were read)
     sid = silence(p, "fills", account="main", match=(("symbol", "adausdm"), ("qty", "100.0")))
     with caplog.at_level(logging.INFO, "alertd"):
@@ -95,9 +94,9 @@ def test_a_silence_holds_matching_alerts_counts_them_and_lets_the_others_through
     assert counts(p) == {sid: 1}
 
 
-def test_a_silence_ends_on_its_own_at_its_time(tmp_path):
+def test_a_silence_ends_on_its_own_at_its_time(state, tmp_path):
     clock = Clock()
-    p = pipeline(tmp_path, clock)
+    p = pipeline(state, tmp_path, clock)
     silence(p, "fills", seconds=HOUR)
     clock.now += HOUR - 1
     feed(p, MAIN, fill("o1", "1", clock.now))
@@ -106,9 +105,9 @@ def test_a_silence_ends_on_its_own_at_its_time(tmp_path):
     assert sent(p) == ["fill main ADAUSDM 2"]
 
 
-def test_alertd_s_own_failure_notices_are_never_silenced(tmp_path):
+def test_alertd_s_own_failure_notices_are_never_silenced(state, tmp_path):
     clock = Clock()
-    p = pipeline(tmp_path, clock)
+    p = pipeline(state, tmp_path, clock)
     sid = silence(p, "alertd")  # the CLI refuses this; the pipeline would not obey it anyway
     p.system_alert("alertd: reload failed", "r.yaml:3: ...", "failure", ["t"])
     assert sent(p) == ["alertd: reload failed"]
@@ -117,11 +116,11 @@ def test_alertd_s_own_failure_notices_are_never_silenced(tmp_path):
     assert not Silence(1, "alertd", None, (), 0, 1e12).matches(own, None)
 
 
-def test_a_silenced_level_that_recovers_inside_the_silence_says_nothing_at_all(tmp_path,
+def test_a_silenced_level_that_recovers_inside_the_silence_says_nothing_at_all(state, tmp_path,
                                                                                caplog):
     """Its resolved notice is held with its firing: nothing was said, so nothing resolves."""
     clock = Clock()
-    p = pipeline(tmp_path, clock)
+    p = pipeline(state, tmp_path, clock)
     sid = silence(p, "low-ada", account="main")
     with caplog.at_level(logging.INFO, "alertd"):
         feed(p, MAIN, dd_balance("420"))
@@ -135,9 +134,9 @@ def test_a_silenced_level_that_recovers_inside_the_silence_says_nothing_at_all(t
                                f"silenced low-ada by silence {sid}: Resolved: low ada 600"]
 
 
-def test_a_silenced_level_still_holding_when_the_silence_ends_is_said_then_once(tmp_path):
+def test_a_silenced_level_still_holding_when_the_silence_ends_is_said_then_once(state, tmp_path):
     clock = Clock()
-    p = pipeline(tmp_path, clock)
+    p = pipeline(state, tmp_path, clock)
     sid = silence(p, "low-ada", seconds=3 * HOUR)
     feed(p, MAIN, dd_balance("420"))
     feed(p, MAIN, dd_balance("410"))  # still low: edge-triggered, nothing new
@@ -154,11 +153,11 @@ def test_a_silenced_level_still_holding_when_the_silence_ends_is_said_then_once(
     assert sent(p)[-1] == "Resolved: low ada 600"  # its firing was said: so is its end
 
 
-def test_a_level_said_before_the_silence_has_its_resolved_notice_sent_inside_it(tmp_path):
+def test_a_level_said_before_the_silence_has_its_resolved_notice_sent_inside_it(state, tmp_path):
     """The trader was told it fired, so is told it ended (Alertmanager's lost resolved
     notice); the next firing inside the silence is held, and its resolved notice with it."""
     clock = Clock()
-    p = pipeline(tmp_path, clock)
+    p = pipeline(state, tmp_path, clock)
     feed(p, MAIN, dd_balance("420"))
     sid = silence(p, "low-ada")
     feed(p, MAIN, dd_balance("600"))
@@ -168,21 +167,21 @@ def test_a_level_said_before_the_silence_has_its_resolved_notice_sent_inside_it(
     assert counts(p) == {sid: 2}
 
 
-def test_a_silence_that_ended_while_alertd_was_down_is_acted_on_at_start(tmp_path):
+def test_a_silence_that_ended_while_alertd_was_down_is_acted_on_at_start(state, tmp_path):
     clock = Clock()
-    p = pipeline(tmp_path, clock)
+    p = pipeline(state, tmp_path, clock)
     silence(p, "low-ada", seconds=HOUR)
     feed(p, MAIN, dd_balance("420"))
     p.store.close()
     clock.now += 2 * HOUR
-    again = pipeline(tmp_path, clock)
+    again = pipeline(state, tmp_path, clock)
     assert [a.title for a in again.end_silences()] == ["low ada 420"]
     assert sent(again) == ["low ada 420"]
 
 
-def test_another_silence_in_force_at_the_end_holds_the_level_in_its_turn(tmp_path):
+def test_another_silence_in_force_at_the_end_holds_the_level_in_its_turn(state, tmp_path):
     clock = Clock()
-    p = pipeline(tmp_path, clock)
+    p = pipeline(state, tmp_path, clock)
     first = silence(p, "low-ada", seconds=HOUR)
     feed(p, MAIN, dd_balance("420"))
     second = silence(p, "low-ada", seconds=3 * HOUR)
@@ -193,9 +192,9 @@ def test_another_silence_in_force_at_the_end_holds_the_level_in_its_turn(tmp_pat
     assert counts(p) == {first: 1, second: 1}
 
 
-def test_ended_silences_are_kept_a_month_for_list_then_forgotten(tmp_path):
+def test_ended_silences_are_kept_a_month_for_list_then_forgotten(state, tmp_path):
     clock = Clock()
-    p = pipeline(tmp_path, clock)
+    p = pipeline(state, tmp_path, clock)
     old = silence(p, "fills", seconds=60)
     clock.now += FORGET_AFTER
     new = silence(p, "fills", seconds=60)
