@@ -15,7 +15,9 @@ import io
 import json
 import multiprocessing
 import socket
+import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -296,26 +298,46 @@ def latency(url: str, frames: list[bytes], sent_file: str) -> list[float]:
     return [(at - sent[newest[title]]) * 1000 for at, title in hook.arrivals if title in newest]
 
 
-def memory_child(url: str, hook_url: str, n: int, marks: list[int],
-                 out: multiprocessing.Queue) -> None:
-    """In a fresh interpreter: alertd over n frames, reporting peak RSS (VmHWM) at each mark
-    (the webhook runs in the parent, so the figure is alertd's)."""
+def memory_of_alertd(url: str, hook_url: str, orders: int, marks: list[int]
+                     ) -> list[tuple[int, float]]:
+    """The real `alertd` command in a process of its own over `orders` orders (3 frames
+    each, no alert), its peak RSS (VmHWM) read from /proc once the state file holds each
+    mark's orders; so the figure is the daemon's own, with nothing of this script in it."""
     with tempfile.TemporaryDirectory() as tmp:
         rules_dir = bench_rules(Path(tmp) / "rules", matching=False)
-        agent = agent_for(url, "m", tmp, rules_dir, hook_url)
-        agent.start()
-        p, todo, peaks = agent.pipeline, list(marks), []
-        start = time.monotonic()
-        while todo and time.monotonic() - start < 900:
-            if p.frames >= todo[0]:
-                peaks.append((todo.pop(0), _vm_hwm()))
-            time.sleep(0.01)
-        agent.stop(timeout=10)
-    out.put(peaks)
+        state = Path(tmp) / "state.db"
+        config = Path(tmp) / "alertd.yaml"
+        config.write_text(json.dumps({
+            "accounts": [{"name": "bench", "exchange": "deltadefi", "api_key": KEY,
+                          "url": f"{url}/stream/m", "rest_url": f"http://{hook_url}"}],
+            "notifiers": {"sink": f"json://{hook_url}/"}, "state": str(state)}))
+        config.chmod(0o600)
+        proc = subprocess.Popen([sys.executable, "-m", "alertd", "--rules", str(rules_dir),
+                                 "--config", str(config)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        peaks: list[tuple[int, float]] = []
+        todo, start = list(marks), time.monotonic()
+        try:
+            while todo and time.monotonic() - start < 900 and proc.poll() is None:
+                if _orders(state) >= todo[0]:
+                    peaks.append((todo.pop(0), _vm_hwm(proc.pid)))
+                time.sleep(0.2)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    return peaks
 
 
-def _vm_hwm() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def _orders(state: Path) -> int:
+    try:
+        with sqlite3.connect(f"{state.as_uri()}?mode=ro", uri=True, timeout=1) as db:
+            return db.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def _vm_hwm(pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
@@ -346,14 +368,9 @@ def main() -> int:
         nd, td, _ = alertd_end_to_end(url, args.frames, matching=False)
         nn, tn, _ = alertd_end_to_end(url, len(fresh), matching=False, path="n")
         lat = sorted(latency(url, frames[: args.paced], sent_file))
-        marks = [args.orders // 4 * 3, args.orders // 2 * 3, memory_frames]
-        queue: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()
         hook = Webhook()
-        child = multiprocessing.get_context("spawn").Process(
-            target=memory_child, args=(url, hook.url, memory_frames, marks, queue))
-        child.start()
-        peaks = queue.get(timeout=1200)
-        child.join(30)
+        peaks = memory_of_alertd(url, hook.url, args.orders,
+                                 [args.orders // 4, args.orders // 2, args.orders])
         hook.close()
     finally:
         server.terminate()
@@ -384,7 +401,7 @@ def main() -> int:
               f"(target p99 < 5 ms; group_wait: 0, since a partial fill waits up to its "
               f"group_wait by design)", file=out)
     print("peak RSS (VmHWM) of a fresh alertd process: " + ", ".join(
-        f"{mb:.0f} MB after {n // 3:,} orders" for n, mb in peaks)
+        f"{mb:.0f} MB after {n:,} orders" for n, mb in peaks)
         + " (target < 60 MB, flat in finished orders)", file=out)
     print(out.getvalue(), end="")
     return 0
