@@ -227,6 +227,7 @@ def _sockets_adapter() -> type[Any]:
 
         def __init__(self) -> None:
             self.open: set[socket.socket] = set()
+            self.stopped = False
             super().__init__()
 
         def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -252,6 +253,8 @@ def _sockets_adapter() -> type[Any]:
             new one after every close, and holding them all was a slow leak)."""
             self.open = {s for s in self.open if s.fileno() != -1}
             self.open.add(sock)
+            if self.stopped:  # the stop came while this socket was connecting
+                self.cut()
 
         def cut(self) -> None:
             for sock in list(self.open):
@@ -362,6 +365,7 @@ class Http:
         server must not hold the stop up to the call's deadline."""
         self._cancelled = True
         self._cancel.set()
+        self._sockets.stopped = True
         self._sockets.cut()
 
     def close(self) -> None:
