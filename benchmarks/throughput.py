@@ -298,18 +298,19 @@ def latency(url: str, frames: list[bytes], sent_file: str) -> list[float]:
     return [(at - sent[newest[title]]) * 1000 for at, title in hook.arrivals if title in newest]
 
 
-def memory_of_alertd(url: str, hook_url: str, orders: int, marks: list[int]
-                     ) -> list[tuple[int, float]]:
-    """The real `alertd` command in a process of its own over `orders` orders (3 frames
-    each, no alert), its peak RSS (VmHWM) read from /proc once the state file holds each
-    mark's orders; so the figure is the daemon's own, with nothing of this script in it."""
+def memory_of_alertd(url: str, hook_url: str, marks: list[int], path: str = "m",
+                     count: str = "SELECT COUNT(*) FROM orders") -> list[tuple[int, float]]:
+    """The real `alertd` command in a process of its own reading `path` (no alert), its peak
+    RSS (VmHWM) read from /proc once the state file holds each mark's rows (`count`: orders,
+    or the subjects with a level); so the figure is the daemon's own, nothing of this
+    script's."""
     with tempfile.TemporaryDirectory() as tmp:
         rules_dir = bench_rules(Path(tmp) / "rules", matching=False)
         state = Path(tmp) / "state.db"
         config = Path(tmp) / "alertd.yaml"
         config.write_text(json.dumps({
             "accounts": [{"name": "bench", "exchange": "deltadefi", "api_key": KEY,
-                          "url": f"{url}/stream/m", "rest_url": f"http://{hook_url}"}],
+                          "url": f"{url}/stream/{path}", "rest_url": f"http://{hook_url}"}],
             "notifiers": {"sink": f"json://{hook_url}/"}, "state": str(state)}))
         config.chmod(0o600)
         proc = subprocess.Popen([sys.executable, "-m", "alertd", "--rules", str(rules_dir),
@@ -319,7 +320,7 @@ def memory_of_alertd(url: str, hook_url: str, orders: int, marks: list[int]
         todo, start = list(marks), time.monotonic()
         try:
             while todo and time.monotonic() - start < 900 and proc.poll() is None:
-                if _orders(state) >= todo[0]:
+                if _rows(state, count) >= todo[0]:
                     peaks.append((todo.pop(0), _vm_hwm(proc.pid)))
                 time.sleep(0.2)
         finally:
@@ -328,10 +329,17 @@ def memory_of_alertd(url: str, hook_url: str, orders: int, marks: list[int]
     return peaks
 
 
-def _orders(state: Path) -> int:
+def balance_frames(n: int) -> list[bytes]:
+    """n DeltaDeFi balance snapshots, each naming an asset never seen: n distinct subjects."""
+    return [json.dumps({"type": "Account", "sub_type": "balance", "balance": [
+        {"asset": f"tok{k}", "asset_unit": f"{k:056x}", "free": 10 + k % 7, "locked": 0}]}
+        ).encode() for k in range(n)]
+
+
+def _rows(state: Path, count: str) -> int:
     try:
         with sqlite3.connect(f"{state.as_uri()}?mode=ro", uri=True, timeout=1) as db:
-            return db.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
+            return db.execute(count).fetchone()[0]
     except sqlite3.Error:
         return 0
 
@@ -358,7 +366,8 @@ def main() -> int:
     url, server = start_server(
         frames, {"a": args.example_frames, "a2": args.example_frames, "b": args.frames,
                  "c": args.frames, "d": args.frames, "m": memory_frames},
-        paced={"p": (args.paced, 200.0, sent_file)}, others={"n": fresh})
+        paced={"p": (args.paced, 200.0, sent_file)},
+        others={"n": fresh, "s": balance_frames(args.orders)})
     del frames[max(args.paced, args.frames):]
     try:
         na, ta = example_client(url)
@@ -369,8 +378,10 @@ def main() -> int:
         nn, tn, _ = alertd_end_to_end(url, len(fresh), matching=False, path="n")
         lat = sorted(latency(url, frames[: args.paced], sent_file))
         hook = Webhook()
-        peaks = memory_of_alertd(url, hook.url, args.orders,
-                                 [args.orders // 4, args.orders // 2, args.orders])
+        marks = [args.orders // 4, args.orders // 2, args.orders]
+        peaks = memory_of_alertd(url, hook.url, marks)
+        subjects = memory_of_alertd(url, hook.url, marks, "s",
+                                    "SELECT COUNT(*) FROM levels WHERE subject LIKE '%tok%'")
         hook.close()
     finally:
         server.terminate()
@@ -403,6 +414,8 @@ def main() -> int:
     print("peak RSS (VmHWM) of a fresh alertd process: " + ", ".join(
         f"{mb:.0f} MB after {n:,} orders" for n, mb in peaks)
         + " (target < 60 MB, flat in finished orders)", file=out)
+    print("  and over distinct subjects (a balance of a new asset a frame): " + ", ".join(
+        f"{mb:.0f} MB after {n:,}" for n, mb in subjects) + " (flat in subjects)", file=out)
     print(out.getvalue(), end="")
     return 0
 
