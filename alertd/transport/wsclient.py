@@ -14,6 +14,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import websocket
 
@@ -165,17 +166,7 @@ def connect(url: SecretURL, timeout: float, cancel: threading.Event | None = Non
     Setting `cancel` (the agent stopping) cuts the attempt at once."""
     ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
     done, cut = threading.Event(), threading.Event()
-
-    def watch() -> None:
-        deadline = time.monotonic() + timeout
-        while not done.wait(0.05):
-            if (time.monotonic() >= deadline or (cancel is not None and cancel.is_set())) \
-                    and ws.sock is not None:
-                cut.set()
-                _shutdown(ws)
-                return
-
-    threading.Thread(target=watch, name="ws-connect-watch", daemon=True).start()
+    _WATCH.add(_Attempt(ws, time.monotonic() + timeout, cancel, done, cut))
     try:
         ws.connect(url.reveal(), timeout=timeout)
     except websocket.WebSocketBadStatusException as exc:
@@ -191,6 +182,54 @@ def connect(url: SecretURL, timeout: float, cancel: threading.Event | None = Non
         _shutdown(ws)
         raise TransportError(f"handshake not finished within {timeout:.0f} s")
     return Connection(ws, message_time)
+
+
+@dataclass(frozen=True, eq=False)
+class _Attempt:
+    """One connect in flight (compared by identity)."""
+
+    ws: websocket.WebSocket
+    deadline: float
+    cancel: threading.Event | None
+    done: threading.Event
+    cut: threading.Event
+
+
+class _Watch:
+    """One thread that cuts every handshake past its deadline or cancelled, for all the
+    connects in flight: a thread per connect made 700 threads of 410 sockets reconnecting
+    at once. It ends when none is left and starts again with the next."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._attempts: list[_Attempt] = []
+        self._running = False
+
+    def add(self, attempt: _Attempt) -> None:
+        with self._lock:
+            self._attempts.append(attempt)
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="ws-connect-watch", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(0.05)
+            now = time.monotonic()
+            with self._lock:
+                self._attempts = [a for a in self._attempts if not a.done.is_set()]
+                due = [a for a in self._attempts if a.ws.sock is not None and (
+                    now >= a.deadline or (a.cancel is not None and a.cancel.is_set()))]
+                self._attempts = [a for a in self._attempts if a not in due]
+                if not self._attempts and not due:
+                    self._running = False
+                    return
+            for attempt in due:
+                attempt.cut.set()
+                _shutdown(attempt.ws)
+
+
+_WATCH = _Watch()
 
 
 def _shutdown(ws: websocket.WebSocket) -> None:
