@@ -91,10 +91,10 @@ class SecretURL:
         return redact_url(self._url)
 
     def __repr__(self) -> str:
-        return f"SecretURL({redact_url(self._url)!r})"
+        return f"{type(self).__name__}({redact_url(self._url)!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, SecretURL) and other._url == self._url
+        return type(other) is type(self) and other._url == self._url  # type: ignore[attr-defined]
 
     def __hash__(self) -> int:
         return hash(self._url)

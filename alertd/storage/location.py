@@ -10,24 +10,20 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from alertd.common.redact import redact_url, register_secret
+from alertd.common.redact import SecretURL, register_secret
 
 SCHEMES = ("postgresql://", "postgres://")
 
 
-class StateURL:
+class StateURL(SecretURL):
     """A PostgreSQL state location; str() and repr() show only the redacted URL."""
 
-    __slots__ = ("_url",)
+    __slots__ = ()
 
     def __init__(self, url: str) -> None:
-        self._url = url
+        super().__init__(url)
         if self.password:
             register_secret(self.password)  # written out in full, it is still masked in the logs
-
-    def reveal(self) -> str:
-        """The full URL, for the PostgreSQL adapter only."""
-        return self._url
 
     @property
     def password(self) -> str | None:
@@ -35,18 +31,6 @@ class StateURL:
             return urlsplit(self._url).password
         except ValueError:
             return None
-
-    def __str__(self) -> str:
-        return redact_url(self._url)
-
-    def __repr__(self) -> str:
-        return f"StateURL({redact_url(self._url)!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, StateURL) and other._url == self._url
-
-    def __hash__(self) -> int:
-        return hash(self._url)
 
 
 Location = Path | StateURL
