@@ -20,7 +20,8 @@ from alertd.exchanges.common import PartialCatchUp
 from alertd.ingest.decode import Drop, decode
 from alertd.ingest.session import Session, StreamSettings
 from alertd.transport import wsclient
-from alertd.transport.http import LINE, Http, Line, RestError, Ticket, origin
+from alertd.transport.http import Http, RestError, origin
+from alertd.transport.line import LINE, Line, Ticket
 
 __all__ = ["Stream", "StreamSettings"]
 

@@ -5,7 +5,8 @@ the socket already back; waiting is `catch_up_queued`, never `catch_up_failed`."
 from __future__ import annotations
 
 from alertd.sim.frames import sx_trade
-from alertd.transport.http import AT_ONCE, LINE, Ticket, origin
+from alertd.transport.http import origin
+from alertd.transport.line import AT_ONCE, LINE, Ticket
 from tests.conftest import USER, agent_config, build_agent
 from tests.sinks import HttpSink, wait_for
 

@@ -129,7 +129,8 @@ API = "https://sodex:"
 
 
 def test_catch_ups_to_one_host_take_turns_first_asked_first_served_a_few_at_a_time():
-    from alertd.transport.http import Line, Pacer
+    from alertd.transport.http import Pacer
+    from alertd.transport.line import Line
 
     clock = Clock()
     line = Line(Pacer(clock=clock), at_once=2)
@@ -146,7 +147,8 @@ def test_catch_ups_to_one_host_take_turns_first_asked_first_served_a_few_at_a_ti
 
 
 def test_a_catch_up_after_a_gap_goes_first_and_a_stream_holds_one_place_however_often_it_asks():
-    from alertd.transport.http import Line, Pacer
+    from alertd.transport.http import Pacer
+    from alertd.transport.line import Line
 
     clock = Clock()
     line = Line(Pacer(clock=clock), at_once=1)
@@ -162,7 +164,8 @@ def test_a_catch_up_after_a_gap_goes_first_and_a_stream_holds_one_place_however_
 
 
 def test_no_catch_up_begins_while_the_host_holds_us_back_and_a_silent_stream_is_passed_over():
-    from alertd.transport.http import FRESH, Line, Pacer
+    from alertd.transport.http import Pacer
+    from alertd.transport.line import FRESH, Line
 
     clock = Clock()
     pacer = Pacer(clock=clock)
@@ -188,7 +191,8 @@ def test_a_desk_reconnecting_at_once_is_caught_up_paced_and_no_call_is_refused()
     from itertools import pairwise
 
     from alertd.exchanges.common import DEADLINE
-    from alertd.transport.http import Line, Pacer
+    from alertd.transport.http import Pacer
+    from alertd.transport.line import Line
 
     clock = Clock(0.0)
     pacer = Pacer(per_second=10, clock=clock)
