@@ -51,9 +51,12 @@ REQUESTS_PER_SECOND = 10.0
 """Requests started per second to one host, across every account of this process. Neither
 exchange publishes a number: SoDEX's SDKs list 429 among the errors (`contracts/sodex/`),
 DeltaDeFi's status codes name 4290 "Rate limit exceeded" (`contracts/deltadefi/`), and the
-DeltaDeFi Hummingbot connector (deltadefi_constants.py RATE_LIMITS) throttles each list path
-at 20 per 2 s and the balance at 10 per 2 s; 10/s for every path together stays inside all of
-them, and a desk of 200 accounts reconnecting after a network blip must not go over."""
+DeltaDeFi Hummingbot connector (deltadefi-protocol/hummingbot@8058a71,
+hummingbot/connector/exchange/deltadefi/deltadefi_constants.py, RATE_LIMITS) throttles each
+list path at 20 per 2 s and /accounts/balance at 10 per 2 s; 10/s for every path together
+stays inside all of them, and a desk of 200 accounts reconnecting after a network blip must
+not go over. (The same list holds WebSocket connects to 3 per second, which alertd does not
+pace yet.)"""
 LONGEST_RETRY_AFTER = 3600.0
 
 

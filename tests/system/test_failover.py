@@ -77,7 +77,8 @@ def who_leads(url: str) -> tuple[str | None, dict[str, str]]:
         return None, {}
     finally:
         db.close()
-    fresh = {n.node: n.role for n in nodes if time.time() - n.heartbeat < 5}
+    now = time.time()  # wall clock ok: the alertd processes stamp their heartbeats with it
+    fresh = {n.node: n.role for n in nodes if now - n.heartbeat < 5}
     lead = next((n.node for n in nodes if backend is not None and n.backend == backend
                  and n.role == "leader"), None)
     return lead, fresh
