@@ -47,11 +47,12 @@ from typing import Any
 from websockets.sync.server import serve
 
 from alertd.config.load import MAX_ACCOUNTS
+from alertd.exchanges.sodex.stream import CHANNELS as SODEX_CHANNELS
 from alertd.sim.frames import dd_order, sx_trade
 from alertd.sim.simulator import Simulator, deltadefi_key, sodex_key
 
-CHANNELS = {"spot": 4, "perps": 5}
-"""Subscriptions alertd makes per SoDEX socket (exchanges/sodex/stream.py)."""
+CHANNELS = {market: len(names) for market, names in SODEX_CHANNELS.items()}
+"""Subscriptions alertd makes per SoDEX socket."""
 LIFT = ("import sys, alertd.config.load as load; load.MAX_ACCOUNTS = 10**6; "
         "from alertd.cli import main; sys.exit(main(sys.argv[1:]))")
 RULES = """rules:

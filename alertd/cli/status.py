@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 from alertd.cli.silence import line as silence_line
 from alertd.delivery.outbox import counts as outbox_counts
 from alertd.delivery.outbox import pending as outbox_pending
+from alertd.runtime.leader import STALE
 from alertd.shaping.silence import active as active_silences
 from alertd.storage.engine import MissingDriver, exists, open_reader
 from alertd.storage.location import Location, is_postgres
@@ -25,8 +26,6 @@ if TYPE_CHECKING:
 
     Cluster = tuple[int | None, list[NodeRow]]
 
-STALE = 15.0
-"""A node whose heartbeat (every second) is older than this is gone."""
 
 
 def _ago(ts: float | None, now: float) -> str:

@@ -37,12 +37,12 @@ class StreamSettings:
     tick: float = 1.0
     catch_up_retry: float = 30.0
     reconcile_every: float = 120.0
+    """While connected, the REST catch-up runs again this often (0: never), so a fill that a
+    stream answering pings but sending nothing never said is still announced."""
     silent_after: float = 60.0
     """A socket whose exchange promises data while idle (`pushes_while_idle`) and that sent
     none for this long, pongs aside, is reported silent and read over REST at once: SoDEX
     pushes a snapshot each block and drops a socket it pushed nothing to for 60 s."""
-    """While connected, the REST catch-up runs again this often (0: never), so a fill that a
-    stream answering pings but sending nothing never said is still announced."""
 
 
 class Session:

@@ -99,7 +99,8 @@ class Core:
         self._held: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
         self._queue: queue.Queue[tuple[Callable[..., Any], tuple[Any, ...],
                                        Future[Any] | None] | None] = queue.Queue(QUEUE_FRAMES)
-        self._owner = threading.RLock()
+        self._owner = pipeline.store.lock
+        """The store's own lock: every transaction takes it anyway, so one lock, not two."""
         self._waiting = 0
         """Threads blocked on the owner lock; a socket thread that sees one lets it in."""
         self._count = threading.Lock()

@@ -107,6 +107,7 @@ class Node:
         self._demoted = threading.Event()
         self._started = clock()
         self._watch: Any = None
+        self._schema_checked = False
         self._main: Any = None
         self.unfinished = False
         """The last agent stopped with a send in flight (see Agent.unfinished)."""
@@ -308,7 +309,11 @@ class Node:
     def _watch_db(self) -> Any:
         if self._watch is None or self._watch.lost:
             self._drop_watch()
-            self._watch = open_postgres(self.url, name="alertd-watch")
+            if self._schema_checked:  # a reconnect: the schema is there, nothing to write
+                self._watch = connect_postgres(self.url, "alertd-watch")
+            else:  # the first node up may find no schema yet for its row
+                self._watch = open_postgres(self.url, name="alertd-watch")
+                self._schema_checked = True
         return self._watch
 
     def _drop_watch(self) -> None:

@@ -29,7 +29,7 @@ from alertd.runtime.health import BURST_WINDOW, INVALID, BurstWatch, DropLog, Fa
 from alertd.shaping import fill_log, reports
 from alertd.shaping.fill_log import correct_fill, log_fill
 from alertd.shaping.group import Groups, combine_contained
-from alertd.shaping.silence import Silences
+from alertd.shaping.silence import OWN_RULE, Silences
 from alertd.storage.store import FORGET_AFTER, Store, write_failure
 
 log = logging.getLogger("alertd")
@@ -377,7 +377,7 @@ class Pipeline:
         `end_silences` says it if it still holds at the end. A resolved notice is held only
         then, never by a silence itself: one whose firing was sent is sent, silence or not."""
         rule = self.rules.by_name.get(alert.rule)
-        if rule is None or alert.rule == "alertd":
+        if rule is None or alert.rule == OWN_RULE:
             return False
         held = self.silences.held(rule.key, event.subject) if role != "alert" else None
         if role == "resolved":

@@ -142,7 +142,16 @@ class Silences:
         """The earliest end among `active`: from then on they are read again."""
         self._lines: list[str] = []
         self._mark = 0
+        self._holding: bool | None = None
+        """Whether `silenced_levels` may have rows (None: not asked yet). Only this class
+        writes them, so until one is remembered no level firing asks the file about them."""
         store.participants.append(self)
+
+    def _may_hold(self) -> bool:
+        if self._holding is None:
+            self._holding = bool(self.store.db.execute(
+                "SELECT EXISTS (SELECT 1 FROM silenced_levels)").fetchone()[0])
+        return self._holding
 
     def note(self, line: str) -> None:
         """A held alert's log line, written once its transaction commits: a line is a promise."""
@@ -167,6 +176,7 @@ class Silences:
 
     def abandoned(self) -> None:
         self._lines.clear()
+        self._holding = None
 
     def refresh(self, now: float) -> None:
         """Read the active silences again if the file changed under us (an `alertd silence`
@@ -184,8 +194,7 @@ class Silences:
         if alert.rule == OWN_RULE:
             return None
         self.refresh(now)
-        return next((s for s in self.active if s.expires > now and s.matches(alert, fields)),
-                    None)
+        return next((s for s in self.active if s.matches(alert, fields)), None)
 
     def count(self, silence_id: int) -> None:
         """One more alert held; call inside the transaction that would have queued it."""
@@ -194,22 +203,29 @@ class Silences:
 
     def remember(self, silence_id: int, rule: str, rule_key: str, subject: str) -> None:
         """A level rule's firing was held: its notices follow it, and its end is checked."""
+        self._holding = True
         self.store.db.execute("INSERT OR REPLACE INTO silenced_levels VALUES (?, ?, ?, ?)",
                               (rule_key, subject, rule, silence_id))
 
     def held(self, rule_key: str, subject: str) -> int | None:
         """The silence that held this level's firing, if one did and it is not yet said."""
+        if not self._may_hold():
+            return None
         row = self.store.db.execute(
             "SELECT silence FROM silenced_levels WHERE rule_key=? AND subject=?",
             (rule_key, subject)).fetchone()
         return None if row is None else int(row[0])
 
     def forget(self, rule_key: str, subject: str) -> None:
+        if not self._may_hold():
+            return
         self.store.db.execute("DELETE FROM silenced_levels WHERE rule_key=? AND subject=?",
                               (rule_key, subject))
 
     def ended(self, now: float) -> list[tuple[int, str, str, str]]:
         """Held level firings whose silence has ended: (silence, rule, rule key, subject)."""
+        if not self._may_hold():
+            return []
         return [tuple(r) for r in self.store.db.execute(  # type: ignore[misc]
             "SELECT l.silence, l.rule, l.rule_key, l.subject FROM silenced_levels l "
             "JOIN silences s ON s.id = l.silence WHERE s.expires <= ? "

@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from alertd.storage.location import Location, StateURL, is_postgres
+from alertd.storage.location import INSTALL, Location, StateURL, is_postgres
 
 if TYPE_CHECKING:
     from alertd.storage.postgres import PgConnection
@@ -26,8 +26,7 @@ def postgres_module() -> Any:
     try:
         from alertd.storage import postgres
     except ModuleNotFoundError as exc:
-        raise MissingDriver('a PostgreSQL state needs psycopg: pip install "alertd[postgres]"'
-                            ) from (None if exc.name in (None, "psycopg") else exc)
+        raise MissingDriver(INSTALL) from (None if exc.name in (None, "psycopg") else exc)
     return postgres
 
 

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from alertd.common.redact import SecretURL, register_secret
 
 SCHEMES = ("postgresql://", "postgres://")
+INSTALL = 'a PostgreSQL state needs psycopg: pip install "alertd[postgres]"'
+"""What a PostgreSQL state without psycopg says, wherever that is found out."""
 
 
 class StateURL(SecretURL):

@@ -19,10 +19,9 @@ from typing import Any
 
 from alertd.common.redact import safe_text
 from alertd.storage import pgschema
-from alertd.storage.location import StateURL
+from alertd.storage.location import INSTALL, StateURL
 from alertd.storage.schema import LATEST, SchemaError
 
-INSTALL = 'a PostgreSQL state needs psycopg: pip install "alertd[postgres]"'
 SESSION = {
     "connect_timeout": 5,
     "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,

@@ -11,7 +11,7 @@ import pytest
 
 from alertd.common.redact import SecretURL
 from alertd.transport import wsclient
-from tests.sinks import RawPeer
+from tests.sinks import RawPeer, wait_for
 
 
 def drip(conn) -> None:
@@ -40,9 +40,7 @@ def test_many_hanging_handshakes_share_one_watch_and_each_is_cut():
         tries += [threading.Thread(target=attempt, args=(60.0, cancel)) for _ in range(2)]
         for t in tries:
             t.start()
-        deadline = time.monotonic() + 10
-        while peer.accepted < len(tries) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        assert wait_for(lambda: peer.accepted >= len(tries), 10, interval=0.01)
         watchers = [t for t in threading.enumerate() if t.name == "ws-connect-watch"]
         assert len(watchers) <= 2  # one; a second only while an earlier one is ending
         for t in tries[:6]:
@@ -59,8 +57,5 @@ def test_the_watch_ends_with_its_last_connect_and_starts_again():
         for _ in range(2):
             with pytest.raises(wsclient.TransportError):
                 wsclient.connect(SecretURL(peer.url), 0.3)
-            deadline = time.monotonic() + 5
-            while any(t.name == "ws-connect-watch" for t in threading.enumerate()) \
-                    and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert not any(t.name == "ws-connect-watch" for t in threading.enumerate())
+            assert wait_for(lambda: not any(t.name == "ws-connect-watch"
+                                            for t in threading.enumerate()), 5, interval=0.01)
